@@ -1,0 +1,10 @@
+// Package tlspolicy turns the three places where tlsfleet's TLS behaviour is configured — the JDK-style
+// java.security file, the Manager's configuration.properties and the fleet settings stored in the database —
+// into one effective policy per listener, explains which layer removed what, and builds the hot-swappable
+// *tls.Config that each listener serves.
+//
+// Names and identifiers (protocol versions, the IANA cipher-suite registry, key-exchange groups) live in
+// versions.go, suites.go and groups.go; parsers in properties.go, javasecurity.go and configprops.go; the
+// layering in effective.go; the prediction of a listener's answer to a ClientHello in evaluate.go; and the
+// server configuration in serverconfig.go.
+package tlspolicy

@@ -1,0 +1,261 @@
+package tlspolicy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Decision is what a listener does with a ClientHello: accept it with a version and suite, or reject it.
+type Decision struct {
+	Accepted bool
+	Version  Version
+	Suite    uint16
+	// Group is the predicted key-exchange group (TLS 1.3 and ECDHE suites). ClientHelloInfo does not carry
+	// the client's key shares, so when several groups are mutual and none is post-quantum this is the first
+	// in Go's order, which the real handshake may replace by one the client sent a share for.
+	Group tls.CurveID
+	// Reason explains a rejection in words an operator can act on.
+	Reason string
+	// Alert is the TLS alert the listener sends when it rejects.
+	Alert string
+}
+
+func (d Decision) String() string {
+	if !d.Accepted {
+		return "rejected: " + d.Reason
+	}
+	return fmt.Sprintf("accepted: %s %s", d.Version, SuiteName(d.Suite))
+}
+
+// hasAESGCMHardware mirrors crypto/tls's test for AES-GCM hardware, which decides its suite order.
+var hasAESGCMHardware = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasSSE41 && cpu.X86.HasSSSE3 ||
+	cpu.ARM64.HasAES && cpu.ARM64.HasPMULL ||
+	cpu.S390X.HasAES && cpu.S390X.HasAESCTR && cpu.S390X.HasGHASH ||
+	runtime.GOARCH == "ppc64" || runtime.GOARCH == "ppc64le"
+
+// aesGCMPreferred says whether Go puts AES-GCM first for this client: this machine has AES hardware and
+// the first suite the client lists that Go knows is an AES-GCM one.
+func aesGCMPreferred(clientSuites []uint16) bool {
+	if !hasAESGCMHardware {
+		return false
+	}
+	for _, id := range clientSuites {
+		if s, ok := SuiteByID(id); ok && s.GoImplemented() {
+			return s.CipherFamily == "AES" && s.Mode == "GCM"
+		}
+	}
+	return false
+}
+
+const fallbackSCSV = 0x5600
+
+// Evaluate predicts what a listener serving policy p does with a ClientHello, following Go's server
+// handshake rules (version by server preference, suites in Go's fixed order, group and signature checks).
+// It must agree with the real listener: tests compare both with real clients.
+func Evaluate(p *Policy, hello *tls.ClientHelloInfo) Decision {
+	reject := func(alert, format string, args ...any) Decision {
+		return Decision{Reason: fmt.Sprintf(format, args...), Alert: alert}
+	}
+	if p.CertError != "" {
+		return reject("internal_error", "%s", p.CertError)
+	}
+	// Version: the newest one both sides accept.
+	var vers Version
+	for i := len(p.Versions) - 1; i >= 0; i-- {
+		if slices.Contains(hello.SupportedVersions, uint16(p.Versions[i])) {
+			vers = p.Versions[i]
+			break
+		}
+	}
+	if vers == 0 {
+		return reject("protocol_version", "client offered %s; port %d accepts %s", versionList(hello.SupportedVersions), p.Listener.Port, versionList(toUint16s(p.Versions)))
+	}
+	clientMax := Version(slices.Max(hello.SupportedVersions))
+	if slices.Contains(hello.CipherSuites, fallbackSCSV) && clientMax < p.MaxVersion() && vers < TLSv1_3 {
+		return reject("inappropriate_fallback", "client signalled a fallback (TLS_FALLBACK_SCSV) to %s while port %d accepts %s", clientMax, p.Listener.Port, p.MaxVersion())
+	}
+	if vers == TLSv1_3 {
+		return evaluateTLS13(p, hello)
+	}
+	return evaluateTLS12(p, hello, vers)
+}
+
+func evaluateTLS13(p *Policy, hello *tls.ClientHelloInfo) Decision {
+	d := Decision{Version: TLSv1_3}
+	order := tls13OrderNoAES
+	if aesGCMPreferred(hello.CipherSuites) {
+		order = tls13Order
+	}
+	for _, id := range order {
+		if slices.Contains(p.TLS13Suites, id) && slices.Contains(hello.CipherSuites, id) {
+			d.Suite = id
+			break
+		}
+	}
+	if d.Suite == 0 {
+		return Decision{Reason: "no TLS 1.3 cipher suite in common; client offered " + suiteList(hello.CipherSuites), Alert: "handshake_failure"}
+	}
+	var mutual []tls.CurveID
+	for _, g := range p.Groups {
+		if slices.Contains(hello.SupportedCurves, g) {
+			mutual = append(mutual, g)
+		}
+	}
+	if len(mutual) == 0 {
+		return Decision{Reason: fmt.Sprintf("no key-exchange group in common: client offered %s; port accepts %s", groupList(hello.SupportedCurves), groupList(p.Groups)), Alert: "handshake_failure"}
+	}
+	d.Group = mutual[0]
+	if len(hello.SignatureSchemes) == 0 {
+		return Decision{Reason: "client sent no signature_algorithms, which TLS 1.3 requires", Alert: "missing_extension"}
+	}
+	if !signatureOK(p.Cert, TLSv1_3, hello.SignatureSchemes) {
+		return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}
+	}
+	d.Accepted = true
+	return d
+}
+
+func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision {
+	var group tls.CurveID
+	for _, g := range p.Groups {
+		if gi, _ := GroupByID(g); !gi.PostQuantum && slices.Contains(hello.SupportedCurves, g) {
+			group = g
+			break
+		}
+	}
+	uncompressed, other := len(hello.SupportedPoints) == 0, false
+	for _, pf := range hello.SupportedPoints {
+		if pf == 0 {
+			uncompressed = true
+		} else {
+			other = true
+		}
+	}
+	if other && !uncompressed {
+		return Decision{Reason: "client offered only compressed elliptic-curve point formats", Alert: "missing_extension"}
+	}
+	ecdheOK := group != 0 && uncompressed
+	auth := certAuth(p.Cert)
+	order := goServerOrderNoAES
+	if aesGCMPreferred(hello.CipherSuites) {
+		order = goServerOrder
+	}
+	var chosen Suite
+	for _, id := range order {
+		if !slices.Contains(p.Suites, id) || !slices.Contains(hello.CipherSuites, id) {
+			continue
+		}
+		s, _ := SuiteByID(id)
+		if s.KeyExchange == "ECDHE" && !ecdheOK || s.Auth != auth || !s.SupportsVersion(vers) {
+			continue
+		}
+		chosen = s
+		break
+	}
+	if chosen.ID == 0 {
+		why := "no cipher suite in common"
+		if group == 0 && slices.ContainsFunc(p.Suites, func(id uint16) bool { return slices.Contains(hello.CipherSuites, id) }) {
+			why += " that the client can use (it offered no elliptic-curve group this port accepts)"
+		}
+		return Decision{Reason: fmt.Sprintf("%s for %s: client offered %s; port %d accepts %s", why, vers, suiteList(hello.CipherSuites), p.Listener.Port, suiteList(p.Suites)), Alert: "handshake_failure"}
+	}
+	d := Decision{Version: vers, Suite: chosen.ID}
+	if chosen.KeyExchange == "ECDHE" {
+		d.Group = group
+		if vers == TLSv1_2 {
+			if len(hello.SignatureSchemes) == 0 {
+				return Decision{Reason: "TLS 1.2 client sent no signature_algorithms (Go requires it since 1.25)", Alert: "handshake_failure"}
+			}
+			if !signatureOK(p.Cert, vers, hello.SignatureSchemes) {
+				return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}
+			}
+		}
+	}
+	d.Accepted = true
+	return d
+}
+
+// signatureOK reports whether the client accepts a signature scheme Go would use with the certificate.
+// Go signs with neither SHA-1 nor (in TLS 1.3) PKCS #1 v1.5.
+func signatureOK(c CertInfo, vers Version, schemes []tls.SignatureScheme) bool {
+	var usable []tls.SignatureScheme
+	switch c.KeyAlgorithm {
+	case "EC", "ECDSA":
+		if vers < TLSv1_3 {
+			usable = []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256, tls.ECDSAWithP384AndSHA384, tls.ECDSAWithP521AndSHA512}
+		} else {
+			switch c.KeyBits {
+			case 256:
+				usable = []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}
+			case 384:
+				usable = []tls.SignatureScheme{tls.ECDSAWithP384AndSHA384}
+			case 521:
+				usable = []tls.SignatureScheme{tls.ECDSAWithP521AndSHA512}
+			}
+		}
+	case "RSA":
+		usable = []tls.SignatureScheme{tls.PSSWithSHA256, tls.PSSWithSHA384, tls.PSSWithSHA512}
+		if vers < TLSv1_3 {
+			usable = append(usable, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512)
+		}
+	case "Ed25519":
+		usable = []tls.SignatureScheme{tls.Ed25519}
+	}
+	for _, s := range schemes {
+		if slices.Contains(usable, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func toUint16s(vs []Version) []uint16 {
+	out := make([]uint16, len(vs))
+	for i, v := range vs {
+		out[i] = uint16(v)
+	}
+	return out
+}
+
+func versionList(vs []uint16) string {
+	if len(vs) == 0 {
+		return "no version"
+	}
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = Version(v).String()
+	}
+	return strings.Join(names, ", ")
+}
+
+func suiteList(ids []uint16) string {
+	if len(ids) == 0 {
+		return "no suite"
+	}
+	const max = 6
+	names := make([]string, 0, max+1)
+	for i, id := range ids {
+		if i == max {
+			names = append(names, fmt.Sprintf("and %d more", len(ids)-max))
+			break
+		}
+		names = append(names, SuiteName(id))
+	}
+	return strings.Join(names, ", ")
+}
+
+func groupList(ids []tls.CurveID) string {
+	if len(ids) == 0 {
+		return "no group"
+	}
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = GroupName(id)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,258 @@
+package tlspolicy
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// DisabledAlgorithmsKey is the java.security property whose entries the JDK (and tlsfleet) applies to TLS.
+const DisabledAlgorithmsKey = "jdk.tls.disabledAlgorithms"
+
+// KeySizeConstraint is a "keySize <op> <bits>" constraint of a disabledAlgorithms entry.
+type KeySizeConstraint struct {
+	Op   string // <, <=, ==, !=, >=, >
+	Bits int
+}
+
+// Disallows reports whether a key of the given size falls under the constraint.
+func (k KeySizeConstraint) Disallows(bits int) bool {
+	switch k.Op {
+	case "<":
+		return bits < k.Bits
+	case "<=":
+		return bits <= k.Bits
+	case "==":
+		return bits == k.Bits
+	case "!=":
+		return bits != k.Bits
+	case ">=":
+		return bits >= k.Bits
+	case ">":
+		return bits > k.Bits
+	}
+	return false
+}
+
+func (k KeySizeConstraint) String() string { return fmt.Sprintf("keySize %s %d", k.Op, k.Bits) }
+
+// DisabledEntry is one comma-separated entry of jdk.tls.disabledAlgorithms, in the JDK grammar:
+//
+//	AlgorithmName [Constraint] { '&' Constraint } | include <security property>
+type DisabledEntry struct {
+	Text      string // the entry as written, trimmed
+	File      string
+	Line      int
+	Property  string // the property the entry came from (differs from DisabledAlgorithmsKey for includes)
+	Algorithm string
+	KeySize   []KeySizeConstraint
+	JDKCA     bool
+	DenyAfter string
+	Usage     []string
+}
+
+// Constrained reports whether the entry only disables keys of some sizes (or some uses) rather than the
+// algorithm as a whole.
+func (e DisabledEntry) Constrained() bool {
+	return len(e.KeySize) > 0 || e.JDKCA || e.DenyAfter != "" || len(e.Usage) > 0
+}
+
+// JavaSecurity is a parsed java.security file (with its includes).
+type JavaSecurity struct {
+	Path     string
+	Props    *Properties
+	Defined  bool // whether jdk.tls.disabledAlgorithms is present
+	Disabled []DisabledEntry
+	Warnings []string
+}
+
+var (
+	keySizeRE   = regexp.MustCompile(`^keySize\s*(<=|>=|==|!=|<|>)\s*(\d+)$`)
+	denyAfterRE = regexp.MustCompile(`^denyAfter\s+(\d{4}-\d{2}-\d{2})$`)
+	usageRE     = regexp.MustCompile(`^usage((?:\s+\w+)+)$`)
+	algNameRE   = regexp.MustCompile(`^[A-Za-z0-9_.\-/+*]+$`)
+)
+
+// LoadJavaSecurity reads a java.security file from disk, following "include" lines relative to the file
+// that contains them.
+func LoadJavaSecurity(path string) (*JavaSecurity, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJavaSecurity(path, data, func(name string) ([]byte, error) { return os.ReadFile(name) })
+}
+
+// ParseJavaSecurity parses java.security content. open reads included files (nil forbids includes).
+func ParseJavaSecurity(file string, data []byte, open func(path string) ([]byte, error)) (*JavaSecurity, error) {
+	js := &JavaSecurity{Path: file}
+	merged := &Properties{}
+	if err := mergeIncludes(merged, file, data, open, map[string]bool{}, 0); err != nil {
+		return nil, err
+	}
+	js.Props = merged
+	prop, ok := merged.Get(DisabledAlgorithmsKey)
+	if !ok {
+		js.Warnings = append(js.Warnings, fmt.Sprintf("%s defines no %s: this layer disables nothing (the page's procedure adds the whole line)", file, DisabledAlgorithmsKey))
+		return js, nil
+	}
+	js.Defined = true
+	entries, warns, err := parseDisabled(prop, merged, map[string]bool{DisabledAlgorithmsKey: true})
+	if err != nil {
+		return nil, err
+	}
+	js.Disabled = entries
+	js.Warnings = append(js.Warnings, warns...)
+	return js, nil
+}
+
+func mergeIncludes(dst *Properties, file string, data []byte, open func(string) ([]byte, error), seen map[string]bool, depth int) error {
+	if depth > 16 {
+		return &ParseError{File: file, Msg: "includes nested more than 16 deep"}
+	}
+	p, err := ParseProperties(file, data)
+	if err != nil {
+		return err
+	}
+	seen[file] = true
+	for _, pr := range p.All {
+		if pr.Key != "include" {
+			dst.add(pr)
+			continue
+		}
+		target := expandSystemProps(pr.Value)
+		if target == "" {
+			return &ParseError{File: pr.File, Line: pr.Line, Msg: "include needs a file path, e.g. include extra.security"}
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(file), target)
+		}
+		if seen[target] {
+			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: file is included more than once (a loop)", pr.Value)}
+		}
+		if open == nil {
+			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: includes are not allowed here", pr.Value)}
+		}
+		inc, err := open(target)
+		if err != nil {
+			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: %v", pr.Value, err)}
+		}
+		if err := mergeIncludes(dst, target, inc, open, seen, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expandSystemProps expands ${name} as the JDK does for includes; tlsfleet has no Java system properties,
+// so every reference expands to the empty string except ${java.home}, which is the install folder (".").
+func expandSystemProps(s string) string {
+	return os.Expand(s, func(name string) string {
+		if name == "java.home" {
+			return "."
+		}
+		return ""
+	})
+}
+
+// parseDisabled splits a disabledAlgorithms value into entries, expanding "include <property>".
+func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([]DisabledEntry, []string, error) {
+	value := strings.TrimSpace(prop.Value)
+	if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+		value = value[1 : len(value)-1]
+	}
+	perr := func(entry, msg string) error {
+		return &ParseError{File: prop.File, Line: prop.Line, Msg: fmt.Sprintf("%s entry %q: %s", prop.Key, entry, msg)}
+	}
+	if strings.ContainsAny(value, "、，") {
+		return nil, nil, &ParseError{File: prop.File, Line: prop.Line, Msg: fmt.Sprintf("%s uses a full-width comma (、 or ，): separate entries with ASCII commas, e.g. SSLv3, RC4, DH keySize < 1024", prop.Key)}
+	}
+	var out []DisabledEntry
+	var warns []string
+	for _, raw := range strings.Split(value, ",") {
+		text := strings.Join(strings.Fields(raw), " ")
+		if text == "" {
+			continue
+		}
+		e := DisabledEntry{Text: text, File: prop.File, Line: prop.Line, Property: prop.Key}
+		name, rest, _ := strings.Cut(text, " ")
+		if name == "include" {
+			if rest == "" || strings.Contains(rest, " ") {
+				return nil, nil, perr(text, "expected include <security property>, e.g. include jdk.disabled.namedCurves")
+			}
+			if expanding[rest] {
+				return nil, nil, perr(text, "the property includes itself")
+			}
+			inc, ok := all.Get(rest)
+			if !ok {
+				warns = append(warns, fmt.Sprintf("%s:%d: %s entry %q: property %s is not defined; the entry has no effect", prop.File, prop.Line, prop.Key, text, rest))
+				continue
+			}
+			expanding[rest] = true
+			sub, w, err := parseDisabled(inc, all, expanding)
+			delete(expanding, rest)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, sub...)
+			warns = append(warns, w...)
+			continue
+		}
+		// "DH keySize<1024" and "DH keySize < 1024" are both written in the wild; only the name must be
+		// followed by white space.
+		if i := strings.IndexAny(name, "<>=!"); i >= 0 {
+			return nil, nil, perr(text, "expected an algorithm name followed by a space and a constraint, e.g. DH keySize < 1024")
+		}
+		if !algNameRE.MatchString(name) {
+			return nil, nil, perr(text, fmt.Sprintf("%q is not an algorithm name: use ASCII letters, digits and _ . - / (e.g. RC4, DES40_CBC, TLSv1.1, EC keySize < 224)", name)+nonASCIIHint(name))
+		}
+		if strings.Contains(name, "*") && !strings.HasPrefix(strings.ToUpper(name), "TLS_") {
+			return nil, nil, perr(text, "a * wildcard is allowed only in cipher-suite names starting with TLS_, e.g. TLS_RSA_*")
+		}
+		e.Algorithm = name
+		if rest != "" {
+			for _, c := range strings.Split(rest, "&") {
+				c = strings.TrimSpace(c)
+				switch {
+				case keySizeRE.MatchString(c):
+					m := keySizeRE.FindStringSubmatch(c)
+					bits, err := strconv.Atoi(m[2])
+					if err != nil || bits > 1<<20 {
+						return nil, nil, perr(text, "key size out of range")
+					}
+					e.KeySize = append(e.KeySize, KeySizeConstraint{Op: m[1], Bits: bits})
+				case c == "jdkCA":
+					e.JDKCA = true
+				case denyAfterRE.MatchString(c):
+					e.DenyAfter = denyAfterRE.FindStringSubmatch(c)[1]
+				case usageRE.MatchString(c):
+					e.Usage = strings.Fields(usageRE.FindStringSubmatch(c)[1])
+					for _, u := range e.Usage {
+						switch u {
+						case "TLSServer", "TLSClient", "SignedJAR", "HandshakeSignature", "CertificateSignature":
+						default:
+							return nil, nil, perr(text, fmt.Sprintf("unknown usage %q: expected TLSServer, TLSClient, SignedJAR, HandshakeSignature or CertificateSignature", u))
+						}
+					}
+				default:
+					return nil, nil, perr(text, fmt.Sprintf("constraint %q is not one of: keySize <op> <bits> (op: < <= == != >= >), jdkCA, denyAfter YYYY-MM-DD, usage <type>...; join constraints with &", c)+nonASCIIHint(c))
+				}
+			}
+		}
+		out = append(out, e)
+	}
+	return out, warns, nil
+}
+
+func nonASCIIHint(s string) string {
+	for _, r := range s {
+		if r > unicode.MaxASCII {
+			return " (it contains non-ASCII characters; was it copied from a translated page?)"
+		}
+	}
+	return ""
+}

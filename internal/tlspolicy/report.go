@@ -1,0 +1,163 @@
+package tlspolicy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+)
+
+// File names in a Manager's install folder.
+const (
+	JavaSecurityFile = "java.security"
+	ConfigFile       = "configuration.properties"
+)
+
+// LoadDir reads the layers kept in a Manager's install folder. Either file may be missing; a malformed one
+// is an error naming the file and line.
+func LoadDir(dir string) (Layers, error) {
+	l := Layers{Settings: DefaultSettings()}
+	js, err := LoadJavaSecurity(filepath.Join(dir, JavaSecurityFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return Layers{}, err
+	default:
+		l.JavaSecurity = js
+	}
+	cp, err := LoadConfigProperties(filepath.Join(dir, ConfigFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return Layers{}, err
+	default:
+		l.Config = cp
+	}
+	return l, nil
+}
+
+// PortReport is the JSON form of one listener's explanation.
+type PortReport struct {
+	Port           int           `json:"port"`
+	Role           Role          `json:"role"`
+	Versions       []string      `json:"versions"`
+	CipherSuites   []string      `json:"cipher_suites"`
+	TLS13Suites    []string      `json:"tls13_cipher_suites"`
+	Groups         []string      `json:"groups"`
+	Certificate    CertInfo      `json:"certificate"`
+	Removed        []Removal     `json:"removed"`
+	NotEnforced    []Removal     `json:"not_enforced,omitempty"`
+	Entries        []EntryEffect `json:"java_security_entries,omitempty"`
+	NotImplemented int           `json:"suites_not_implemented_by_go"`
+	Warnings       []string      `json:"warnings"`
+}
+
+// Report is the JSON document `tlsfleet policy --json` prints.
+type Report struct {
+	Ports []PortReport `json:"ports"`
+}
+
+// NewPortReport turns an explanation into its report form.
+func NewPortReport(ex *Explanation) PortReport {
+	p := ex.Policy
+	r := PortReport{Port: p.Listener.Port, Role: p.Listener.Role, Certificate: p.Cert, Entries: ex.Entries,
+		Versions: []string{}, CipherSuites: []string{}, TLS13Suites: []string{}, Groups: []string{},
+		Removed: []Removal{}, NotEnforced: p.NotEnforced, Warnings: append([]string{}, p.Warnings...)}
+	for _, v := range p.Versions {
+		r.Versions = append(r.Versions, v.String())
+	}
+	for _, id := range p.Suites {
+		r.CipherSuites = append(r.CipherSuites, SuiteName(id))
+	}
+	for _, id := range p.TLS13Suites {
+		r.TLS13Suites = append(r.TLS13Suites, SuiteName(id))
+	}
+	for _, g := range p.Groups {
+		r.Groups = append(r.Groups, GroupName(g))
+	}
+	r.Removed = append(r.Removed, p.Removed...)
+	for _, v := range ex.Suites {
+		if !v.Allowed && len(v.By) > 0 && v.By[0].Layer == LayerGo {
+			r.NotImplemented++
+		}
+	}
+	return r
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the report for people.
+func (r Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, p := range r.Ports {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		fmt.Fprintf(tw, "Port %d (%s)\n", p.Port, p.Role)
+		fmt.Fprintf(tw, "  versions:\t%s\n", orNone(strings.Join(p.Versions, ", ")))
+		fmt.Fprintf(tw, "  certificate:\t%s %d\n", p.Certificate.KeyAlgorithm, p.Certificate.KeyBits)
+		fmt.Fprintf(tw, "  groups:\t%s\n", orNone(strings.Join(p.Groups, ", ")))
+		fmt.Fprintf(tw, "  TLS 1.3 suites:\t%s\n", orNone(strings.Join(p.TLS13Suites, ", ")))
+		fmt.Fprintf(tw, "  TLS 1.0-1.2 suites (server order):\t%s\n", orNone(""+countOrNone(len(p.CipherSuites))))
+		for _, s := range p.CipherSuites {
+			fmt.Fprintf(tw, "    %s\n", s)
+		}
+		if len(p.Removed) > 0 {
+			fmt.Fprintln(tw, "  removed:")
+			for _, rm := range p.Removed {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", rm.Item, rm.Layer, describeRemoval(rm), rm.Reason)
+			}
+		}
+		fmt.Fprintf(tw, "  (%d more registered suites are not implemented by Go's crypto/tls and never negotiated)\n", p.NotImplemented)
+		for _, ne := range p.NotEnforced {
+			fmt.Fprintf(tw, "  NOT ENFORCED: %s (%s %s): %s\n", ne.Item, ne.Layer, describeRemoval(ne), ne.Reason)
+		}
+		if len(p.Entries) > 0 {
+			fmt.Fprintln(tw, "  java.security entries:")
+			for _, e := range p.Entries {
+				fmt.Fprintf(tw, "    %s\t%s\n", e.Entry, e.Effect)
+			}
+		}
+		if len(p.Warnings) > 0 {
+			fmt.Fprintln(tw, "  warnings:")
+			for _, wn := range p.Warnings {
+				fmt.Fprintf(tw, "    - %s\n", wn)
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+func describeRemoval(r Removal) string {
+	s := r.Entry
+	if s != "" {
+		s = fmt.Sprintf("%q", s)
+	}
+	if r.Where != "" {
+		s += " (" + r.Where + ")"
+	}
+	return strings.TrimSpace(s)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func countOrNone(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprint(n)
+}

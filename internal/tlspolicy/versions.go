@@ -1,0 +1,85 @@
+package tlspolicy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Version is a TLS (or SSL 3.0) protocol version as it appears on the wire.
+type Version uint16
+
+// The protocol versions tlsfleet knows. SSLv3 is named so that it can be parsed, listed and scanned; no
+// listener of ours ever accepts it.
+const (
+	SSLv3   Version = 0x0300
+	TLSv1   Version = 0x0301
+	TLSv1_1 Version = 0x0302
+	TLSv1_2 Version = 0x0303
+	TLSv1_3 Version = 0x0304
+)
+
+// AllVersions lists every known version, oldest first.
+var AllVersions = []Version{SSLv3, TLSv1, TLSv1_1, TLSv1_2, TLSv1_3}
+
+// versionNames maps each version to its spellings. The first is the canonical (JDK) spelling used in
+// java.security, configuration.properties and every report; the others are what operators paste from
+// OpenSSL (`-tls1_2`, `TLSv1.2`), IANA and nmap ("TLS 1.2"), and Go ("VersionTLS12").
+var versionNames = []struct {
+	v     Version
+	names []string
+}{
+	{SSLv3, []string{"SSLv3", "SSL3", "SSLv3.0", "SSL 3.0", "ssl3", "VersionSSL30"}},
+	{TLSv1, []string{"TLSv1", "TLSv1.0", "TLS1", "TLS1.0", "TLS 1.0", "TLS 1", "tls1", "tls1_0", "TLSv1_0", "VersionTLS10"}},
+	{TLSv1_1, []string{"TLSv1.1", "TLS1.1", "TLS 1.1", "tls1_1", "TLSv1_1", "VersionTLS11"}},
+	{TLSv1_2, []string{"TLSv1.2", "TLS1.2", "TLS 1.2", "tls1_2", "TLSv1_2", "VersionTLS12"}},
+	{TLSv1_3, []string{"TLSv1.3", "TLS1.3", "TLS 1.3", "tls1_3", "TLSv1_3", "VersionTLS13"}},
+}
+
+// String returns the JDK spelling ("TLSv1.2"), or a hex form for unknown values.
+func (v Version) String() string {
+	for _, e := range versionNames {
+		if e.v == v {
+			return e.names[0]
+		}
+	}
+	return fmt.Sprintf("0x%04x", uint16(v))
+}
+
+// Known reports whether v is one of AllVersions.
+func (v Version) Known() bool {
+	for _, e := range versionNames {
+		if e.v == v {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseVersion accepts the JDK, OpenSSL, IANA and Go spellings of a protocol version, case-insensitively.
+func ParseVersion(s string) (Version, error) {
+	t := strings.TrimSpace(s)
+	for _, e := range versionNames {
+		for _, n := range e.names {
+			if strings.EqualFold(t, n) {
+				return e.v, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%q is not a protocol version; use one of %s", s, strings.Join(VersionNames(), ", "))
+}
+
+// VersionNames returns the canonical names of AllVersions, oldest first.
+func VersionNames() []string {
+	out := make([]string, len(AllVersions))
+	for i, v := range AllVersions {
+		out[i] = v.String()
+	}
+	return out
+}
+
+// isVersionName reports whether s names a protocol version (as the JDK matches disabledAlgorithms entries:
+// "TLSv1", "SSLv3", also the DTLS names, which have no effect on our TCP listeners).
+func isVersionName(s string) bool {
+	_, err := ParseVersion(s)
+	return err == nil
+}
