@@ -225,18 +225,12 @@ func Explain(l Listener, layers Layers) *Explanation {
 	if cp != nil {
 		p.Warnings = append(p.Warnings, cp.Warnings...)
 	}
-	used := make([]string, len(javaEntries)) // what each java.security entry did here
+	used := make([]entryUse, len(javaEntries)) // what each java.security entry did here
 
 	javaRemoval := func(item, kind string, e DisabledEntry, reason string) Removal {
 		return Removal{Item: item, Kind: kind, Layer: LayerJava, Entry: e.Text, Where: where(e.File, e.Line), Reason: reason}
 	}
-	note := func(i int, what string) {
-		if used[i] == "" {
-			used[i] = what
-		} else if !strings.Contains(used[i], what) {
-			used[i] += "; " + what
-		}
-	}
+	note := func(i int, what string) { used[i].add(what) }
 
 	// 1. Protocol versions.
 	minSetting, minName := settings.minimumFor(l.Role)
@@ -248,7 +242,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 		for i, e := range javaEntries {
 			if e.matchesVersion(v) {
 				by = append(by, javaRemoval(v.String(), "version", e, "protocol disabled"))
-				note(i, "disables "+v.String())
+				used[i].versions = append(used[i].versions, v.String())
 			}
 		}
 		if cp != nil && cp.Protocols != nil && !slices.Contains(cp.Protocols, v) && v != SSLv3 {
@@ -279,7 +273,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 			if e.forbidsGroup(g) {
 				by = append(by, javaRemoval(g.Name, "group", e, "key-exchange group disabled"))
 				if g.Go {
-					note(i, "disables group "+g.Name)
+					used[i].groups = append(used[i].groups, g.Name)
 				}
 			}
 		}
@@ -347,7 +341,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 			if e.matchesSuite(s) {
 				by = append(by, javaRemoval(s.Name, "suite", e, "matches a disabled algorithm"))
 				if s.GoImplemented() {
-					note(i, "disables suites such as "+s.Name)
+					used[i].suites = append(used[i].suites, s.Name)
 				}
 			}
 		}
@@ -440,7 +434,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 			p.PeerRules = append(p.PeerRules, e)
 			note(i, "applied to certificate signatures of peers on mutual-TLS ports")
 		}
-		ex.Entries = append(ex.Entries, describeEntry(e, strings.TrimPrefix(used[i], "; ")))
+		ex.Entries = append(ex.Entries, describeEntry(e, used[i].String()))
 	}
 	for _, ee := range ex.Entries {
 		if ee.NoOp {
@@ -456,6 +450,36 @@ func Explain(l Listener, layers Layers) *Explanation {
 		p.Warnings = append(p.Warnings, p.CertError)
 	}
 	return ex
+}
+
+// entryUse collects what one java.security entry did on a listener.
+type entryUse struct {
+	versions, suites, groups, other []string
+}
+
+func (u *entryUse) add(what string) {
+	if !slices.Contains(u.other, what) {
+		u.other = append(u.other, what)
+	}
+}
+
+func (u entryUse) String() string {
+	var parts []string
+	if len(u.versions) > 0 {
+		parts = append(parts, "disables "+strings.Join(u.versions, ", "))
+	}
+	if n := len(u.suites); n > 0 {
+		list := u.suites
+		if n > 4 {
+			list = append(slices.Clone(list[:4]), fmt.Sprintf("and %d more", n-4))
+		}
+		parts = append(parts, fmt.Sprintf("disables %d suite(s): %s", n, strings.Join(list, ", ")))
+	}
+	if len(u.groups) > 0 {
+		parts = append(parts, "disables group(s) "+strings.Join(u.groups, ", "))
+	}
+	parts = append(parts, u.other...)
+	return strings.Join(parts, "; ")
 }
 
 func findVerdict(vs []Verdict, item string) *Verdict {

@@ -1,0 +1,90 @@
+package tlspolicy
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// requireTool skips a test when a tool is missing, except under CI, where a missing tool is a failure
+// (scripts/test-deps.sh installs it).
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; run scripts/test-deps.sh", name)
+		}
+		t.Skipf("%s is not installed; run scripts/test-deps.sh", name)
+	}
+	return p
+}
+
+// newKey makes an ECDSA (bits 256/384) or RSA key.
+func newKey(t testing.TB, alg string, bits int) crypto.Signer {
+	t.Helper()
+	var k crypto.Signer
+	var err error
+	switch alg {
+	case "RSA":
+		k, err = rsa.GenerateKey(rand.Reader, bits)
+	case "EC":
+		c := elliptic.P256()
+		if bits == 384 {
+			c = elliptic.P384()
+		}
+		k, err = ecdsa.GenerateKey(c, rand.Reader)
+	default:
+		t.Fatalf("unknown key algorithm %s", alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// issue makes a certificate for key, signed by parent/parentKey (self-signed when parent is nil).
+func issue(t testing.TB, cn string, key crypto.Signer, parent *x509.Certificate, parentKey crypto.Signer, isCA bool, usage x509.ExtKeyUsage) (*x509.Certificate, tls.Certificate) {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
+		BasicConstraintsValid: true,
+		IsCA:                  isCA,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}
+}
+
+func selfSigned(t testing.TB, alg string, bits int) tls.Certificate {
+	t.Helper()
+	_, c := issue(t, "localhost", newKey(t, alg, bits), nil, nil, false, x509.ExtKeyUsageServerAuth)
+	return c
+}
