@@ -76,10 +76,3 @@ func VersionNames() []string {
 	}
 	return out
 }
-
-// isVersionName reports whether s names a protocol version (as the JDK matches disabledAlgorithms entries:
-// "TLSv1", "SSLv3", also the DTLS names, which have no effect on our TCP listeners).
-func isVersionName(s string) bool {
-	_, err := ParseVersion(s)
-	return err == nil
-}

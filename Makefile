@@ -1,0 +1,51 @@
+# tlsfleet — run `make help` for the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+PKGS  := ./...
+# Fuzz targets run briefly in `make test`; raise FUZZTIME to search longer.
+FUZZTIME ?= 10s
+RUN_DIR  ?= var/manager
+
+.PHONY: help build run test test-deps unit fuzz lint fmt bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/tlsfleet
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run: build ## the main job: show the TLS policy of a Manager install folder (var/manager)
+	@mkdir -p $(RUN_DIR)
+	$(BIN)/tlsfleet policy --dir $(RUN_DIR)
+
+test-deps: ## install what the tests need (openssl, nmap; Debian 12)
+	scripts/test-deps.sh
+
+test: test-deps lint unit fuzz ## install test dependencies, then lint and run every test suite
+
+unit: ## go vet and every Go test (real openssl handshakes included)
+	$(GO) vet $(PKGS)
+	CI=$${CI:-} $(GO) test -count=1 $(PKGS)
+
+fuzz: ## run each fuzz target for FUZZTIME
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+lint: ## gofmt, go vet and staticcheck (pinned in tools/go.mod)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool -modfile=tools/go.mod staticcheck $(PKGS)
+
+fmt: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')
+
+bench: ## run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean: ## remove build output and the local run folder
+	rm -rf $(BIN) var
