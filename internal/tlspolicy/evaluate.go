@@ -46,7 +46,8 @@ func aesGCMPreferred(clientSuites []uint16) bool {
 	}
 	for _, id := range clientSuites {
 		if s, ok := SuiteByID(id); ok && s.GoImplemented() {
-			return s.CipherFamily == "AES" && s.Mode == "GCM"
+			// Go counts only the ECDHE and TLS 1.3 AES-GCM suites, not RSA key exchange ones.
+			return s.CipherFamily == "AES" && s.Mode == "GCM" && (s.TLS13 || s.KeyExchange == "ECDHE")
 		}
 	}
 	return false
