@@ -206,3 +206,14 @@ func BenchmarkEvaluate(b *testing.B) {
 		Evaluate(p, hello)
 	}
 }
+
+func BenchmarkEffective(b *testing.B) {
+	js, err := ParseJavaSecurity("java.security", []byte(DefaultJavaSecurityContent), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Effective(Listener{4119, RoleConsole}, Layers{JavaSecurity: js})
+	}
+}

@@ -92,12 +92,12 @@ func GroupName(id tls.CurveID) string {
 
 // LookupGroup finds a group by name, case-insensitively, accepting the aliases above.
 func LookupGroup(name string) (Group, bool) {
-	n := strings.ToLower(strings.TrimSpace(name))
-	if a, ok := groupAliases[n]; ok {
-		n = strings.ToLower(a)
+	n := strings.TrimSpace(name)
+	if a, ok := groupAliases[strings.ToLower(n)]; ok {
+		n = a
 	}
 	for _, g := range groups {
-		if strings.ToLower(g.Name) == n {
+		if strings.EqualFold(g.Name, n) {
 			return g, true
 		}
 	}

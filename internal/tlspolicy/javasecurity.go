@@ -53,6 +53,8 @@ type DisabledEntry struct {
 	JDKCA     bool
 	DenyAfter string
 	Usage     []string
+
+	upper string // Algorithm upper-cased, for matching
 }
 
 // Constrained reports whether the entry only disables keys of some sizes (or some uses) rather than the
@@ -213,7 +215,7 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 		if strings.Contains(name, "*") && !strings.HasPrefix(strings.ToUpper(name), "TLS_") {
 			return nil, nil, perr(text, "a * wildcard is allowed only in cipher-suite names starting with TLS_, e.g. TLS_RSA_*")
 		}
-		e.Algorithm = name
+		e.Algorithm, e.upper = name, strings.ToUpper(name)
 		if rest != "" {
 			for _, c := range strings.Split(rest, "&") {
 				c = strings.TrimSpace(c)

@@ -3,6 +3,7 @@ package tlspolicy
 import (
 	"path"
 	"strings"
+	"sync"
 )
 
 // This file gives java.security entries the JDK's meaning: an algorithm name disables a cipher suite when
@@ -99,19 +100,39 @@ func (e DisabledEntry) matchesSuite(s Suite) bool {
 	if e.Constrained() || s.SCSV {
 		return false
 	}
-	if strings.Contains(e.Algorithm, "*") {
-		ok, _ := path.Match(strings.ToUpper(e.Algorithm), strings.ToUpper(s.Name))
+	name := e.upper
+	if name == "" {
+		name = strings.ToUpper(e.Algorithm)
+	}
+	if strings.Contains(name, "*") {
+		ok, _ := path.Match(name, strings.ToUpper(s.Name))
 		return ok
 	}
-	if strings.EqualFold(e.Algorithm, s.Name) || strings.EqualFold(e.Algorithm, "SSL_"+strings.TrimPrefix(s.Name, "TLS_")) {
-		return true
-	}
-	for _, c := range jdkComponents(s) {
-		if strings.EqualFold(e.Algorithm, c) {
-			return true
+	return suiteComponents(s.ID)[name]
+}
+
+var (
+	componentsOnce sync.Once
+	componentSets  map[uint16]map[string]bool
+)
+
+// suiteComponents returns, upper-cased, the suite's names (IANA and SSL_) and JDK sub-elements. They are
+// computed once: java.security matching runs for every entry and every registered suite.
+func suiteComponents(id uint16) map[string]bool {
+	componentsOnce.Do(func() {
+		componentSets = make(map[uint16]map[string]bool, len(Registry()))
+		for _, s := range Registry() {
+			set := map[string]bool{
+				strings.ToUpper(s.Name): true,
+				"SSL_" + strings.ToUpper(strings.TrimPrefix(s.Name, "TLS_")): true,
+			}
+			for _, c := range jdkComponents(s) {
+				set[strings.ToUpper(c)] = true
+			}
+			componentSets[s.ID] = set
 		}
-	}
-	return false
+	})
+	return componentSets[id]
 }
 
 // matchesVersion reports whether an entry disables a protocol version.
@@ -169,7 +190,7 @@ func (e DisabledEntry) forbidsGroup(g Group) bool {
 		if strings.EqualFold(e.Algorithm, g.Name) {
 			return true
 		}
-		if lg, ok := LookupGroup(e.Algorithm); ok && lg.ID == g.ID {
+		if alias, ok := groupAliases[strings.ToLower(e.Algorithm)]; ok && alias == g.Name {
 			return true
 		}
 	}

@@ -1,0 +1,60 @@
+package tlspolicy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// On a mutual-TLS port, java.security's key-size and signature rules apply to the peer's chain.
+func TestPeerCertificateRules(t *testing.T) {
+	caKey := newKey(t, "EC", 256)
+	ca, _ := issue(t, "fleet CA", caKey, nil, nil, true, x509.ExtKeyUsageAny)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	_, serverCert := issue(t, "localhost", newKey(t, "EC", 256), ca, caKey, false, x509.ExtKeyUsageServerAuth)
+	_, weakAgent := issue(t, "agent-weak", newKey(t, "RSA", 1024), ca, caKey, false, x509.ExtKeyUsageClientAuth)
+	_, goodAgent := issue(t, "agent-good", newKey(t, "RSA", 2048), ca, caKey, false, x509.ExtKeyUsageClientAuth)
+
+	js := mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSA keySize < 2048, MD5withRSA\n")
+	ci, _ := CertInfoOf(serverCert)
+	p := Effective(Listener{4120, RoleAgentChannel}, Layers{JavaSecurity: js, Cert: ci})
+	if len(p.PeerRules) != 2 {
+		t.Fatalf("peer rules = %+v, want the RSA keySize and MD5withRSA entries", p.PeerRules)
+	}
+	srv, err := NewServer(p, ServerOptions{Certificate: serverCert, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tests := []struct {
+		name    string
+		cert    tls.Certificate
+		wantErr string
+	}{
+		{"RSA-2048 agent", goodAgent, ""},
+		{"RSA-1024 agent", weakAgent, `has a RSA 1024 key, which java.security entry "RSA keySize < 2048" forbids`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, cc := tcpPair(t, ln)
+			s := tls.Server(sc, srv.TLSConfig())
+			c := tls.Client(cc, &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{tt.cert}})
+			s.SetDeadline(time.Now().Add(5 * time.Second))
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			go func() { c.Handshake(); c.Read(make([]byte, 1)); c.Close() }()
+			err := s.Handshake()
+			s.Close()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("handshake error = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
