@@ -69,6 +69,9 @@ type Policy struct {
 	Cert   CertInfo
 	// CertError is set when a layer forbids the listener's own certificate: every handshake then fails.
 	CertError string
+	// SignatureSchemes restricts the schemes the listener signs handshakes with; nil means Go's own
+	// choice (a layer removed none).
+	SignatureSchemes []tls.SignatureScheme
 	// PeerRules are the java.security entries that apply to peer certificates on mutual-TLS ports.
 	PeerRules []DisabledEntry
 	// Removed lists what each layer removed; NotEnforced lists TLS 1.3 suites a layer forbids that Go
@@ -307,6 +310,31 @@ func Explain(l Listener, layers Layers) *Explanation {
 		if p.Cert.SignatureAlgorithm != "" && e.forbidsCertSignature(p.Cert.SignatureAlgorithm) {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("the listener's certificate is signed with %s, which java.security entry %q forbids: clients applying the same rule will reject it", p.Cert.SignatureAlgorithm, e.Text))
 			note(i, "flags this listener's certificate signature")
+		}
+	}
+
+	// Handshake signature schemes the certificate can use.
+	var schemesLeft []tls.SignatureScheme
+	restricted := false
+	for _, sc := range schemesFor(p.Cert) {
+		removed := false
+		for i, e := range javaEntries {
+			if e.forbidsHandshakeScheme(sc) {
+				p.Removed = append(p.Removed, javaRemoval(sc.name, "signature", e, "handshake signature scheme disabled"))
+				note(i, "disables handshake signatures with "+sc.name)
+				removed = true
+			}
+		}
+		if removed {
+			restricted = true
+		} else {
+			schemesLeft = append(schemesLeft, sc.id)
+		}
+	}
+	if restricted {
+		p.SignatureSchemes = append([]tls.SignatureScheme{}, schemesLeft...)
+		if len(schemesLeft) == 0 {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("no handshake signature scheme is left for the %s certificate: TLS 1.3 and TLS 1.2 ECDHE handshakes will fail", p.Cert))
 		}
 	}
 

@@ -1,6 +1,7 @@
 package tlspolicy
 
 import (
+	"crypto/tls"
 	"slices"
 	"strings"
 	"testing"
@@ -47,16 +48,16 @@ func TestEffective(t *testing.T) {
 	pageUndo := "jdk.tls.disabledAlgorithms=SSLv3, RC4, MD5withRSA, DH keySize < 1024, EC keySize < 224, DES40_CBC, RC4_40\n"
 	strong := "ciphers=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
 	tests := []struct {
-		name         string
-		listener     Listener
-		layers       func(t *testing.T) Layers
-		versions     string
-		suites       string // "" = do not check
-		removed      [][3]string
-		notEnforced  []string
-		warning      string
-		certErr      bool
-		noTLS13Suite bool
+		name        string
+		listener    Listener
+		layers      func(t *testing.T) Layers
+		versions    string
+		suites      string // "" = do not check
+		removed     [][3]string
+		notEnforced []string
+		warning     string
+		certErr     bool
+		check       func(t *testing.T, p *Policy)
 	}{
 		{
 			name: "new install, files missing: TLS 1.2+ with Go's secure suites", listener: Listener{4119, RoleConsole},
@@ -181,6 +182,20 @@ func TestEffective(t *testing.T) {
 			versions: "TLSv1.1,TLSv1.2,TLSv1.3", certErr: true, warning: `forbidden by java.security entry "RSA keySize < 2048"`,
 		},
 		{
+			name: "handshake signature schemes", listener: Listener{4119, RoleConsole},
+			layers: func(t *testing.T) Layers {
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSASSA-PSS, rsa_pkcs1_sha384 usage HandshakeSignature, SHA512withRSA usage CertificateSignature\n"), Cert: rsaCertInfo}
+			},
+			versions: "TLSv1.2,TLSv1.3",
+			removed:  [][3]string{{"rsa_pss_rsae_sha256", LayerJava, "RSASSA-PSS"}, {"rsa_pkcs1_sha384", LayerJava, "rsa_pkcs1_sha384 usage HandshakeSignature"}},
+			check: func(t *testing.T, p *Policy) {
+				want := []tls.SignatureScheme{tls.PKCS1WithSHA256, tls.PKCS1WithSHA512} // CertificateSignature does not touch handshakes
+				if !slices.Equal(p.SignatureSchemes, want) {
+					t.Errorf("signature schemes = %v, want %v", p.SignatureSchemes, want)
+				}
+			},
+		},
+		{
 			name: "everything disabled", listener: Listener{4119, RoleConsole},
 			layers: func(t *testing.T) Layers {
 				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, TLSv1.2, TLSv1.3\n")}
@@ -222,6 +237,9 @@ func TestEffective(t *testing.T) {
 			}
 			if (p.CertError != "") != tt.certErr {
 				t.Errorf("CertError = %q", p.CertError)
+			}
+			if tt.check != nil {
+				tt.check(t, p)
 			}
 		})
 	}

@@ -114,7 +114,7 @@ func evaluateTLS13(p *Policy, hello *tls.ClientHelloInfo) Decision {
 	if len(hello.SignatureSchemes) == 0 {
 		return Decision{Reason: "client sent no signature_algorithms, which TLS 1.3 requires", Alert: "missing_extension"}
 	}
-	if !signatureOK(p.Cert, TLSv1_3, hello.SignatureSchemes) {
+	if !signatureOK(p, TLSv1_3, hello.SignatureSchemes) {
 		return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}
 	}
 	d.Accepted = true
@@ -172,7 +172,7 @@ func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision
 			if len(hello.SignatureSchemes) == 0 {
 				return Decision{Reason: "TLS 1.2 client sent no signature_algorithms (Go requires it since 1.25)", Alert: "handshake_failure"}
 			}
-			if !signatureOK(p.Cert, vers, hello.SignatureSchemes) {
+			if !signatureOK(p, vers, hello.SignatureSchemes) {
 				return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}
 			}
 		}
@@ -181,34 +181,21 @@ func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision
 	return d
 }
 
-// signatureOK reports whether the client accepts a signature scheme Go would use with the certificate.
-// Go signs with neither SHA-1 nor (in TLS 1.3) PKCS #1 v1.5.
-func signatureOK(c CertInfo, vers Version, schemes []tls.SignatureScheme) bool {
-	var usable []tls.SignatureScheme
-	switch c.KeyAlgorithm {
-	case "EC", "ECDSA":
-		if vers < TLSv1_3 {
-			usable = []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256, tls.ECDSAWithP384AndSHA384, tls.ECDSAWithP521AndSHA512}
-		} else {
-			switch c.KeyBits {
-			case 256:
-				usable = []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}
-			case 384:
-				usable = []tls.SignatureScheme{tls.ECDSAWithP384AndSHA384}
-			case 521:
-				usable = []tls.SignatureScheme{tls.ECDSAWithP521AndSHA512}
-			}
+// signatureOK reports whether the client accepts a signature scheme the listener would sign with: one of
+// Go's for the certificate's key (never SHA-1, and no PKCS #1 v1.5 in TLS 1.3), within the policy's
+// restriction if a layer made one.
+func signatureOK(p *Policy, vers Version, schemes []tls.SignatureScheme) bool {
+	for _, sc := range schemesFor(p.Cert) {
+		if vers == TLSv1_3 && (sc.tls12 || sc.key == "EC" && sc.bits != p.Cert.KeyBits) {
+			continue
 		}
-	case "RSA":
-		usable = []tls.SignatureScheme{tls.PSSWithSHA256, tls.PSSWithSHA384, tls.PSSWithSHA512}
-		if vers < TLSv1_3 {
-			usable = append(usable, tls.PKCS1WithSHA256, tls.PKCS1WithSHA384, tls.PKCS1WithSHA512)
+		if p.SignatureSchemes != nil && !slices.Contains(p.SignatureSchemes, sc.id) {
+			continue
 		}
-	case "Ed25519":
-		usable = []tls.SignatureScheme{tls.Ed25519}
-	}
-	for _, s := range schemes {
-		if slices.Contains(usable, s) {
+		if sc.key == "RSA" && p.Cert.KeyBits/8 < sc.minRSABytes() {
+			continue // the modulus is too small for this hash and padding
+		}
+		if slices.Contains(schemes, sc.id) {
 			return true
 		}
 	}

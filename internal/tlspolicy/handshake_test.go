@@ -251,6 +251,17 @@ func TestHandshakesMatchEvaluate(t *testing.T) {
 			},
 		},
 		{
+			name: "RSA-PSS handshake signatures disabled", role: RoleConsole, cert: rsaCert,
+			java: "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, rsa_pss_rsae_sha256 usage HandshakeSignature, RSASSA-PSS\n",
+			clients: []client{
+				{args: []string{"-tls1_3"}, want: false}, // TLS 1.3 signs RSA keys with PSS only
+				{args: []string{"-tls1_2"}, want: true, ver: TLSv1_2},
+				{args: []string{"-tls1_2", "-sigalgs", "RSA-PSS+SHA256:RSA-PSS+SHA384"}, want: false},
+				{args: []string{"-tls1_2", "-sigalgs", "RSA+SHA384"}, want: true, ver: TLSv1_2},
+				{args: []string{"-tls1_2", "-cipher", "AES128-GCM-SHA256:" + legacy, "-sigalgs", "RSA-PSS+SHA256"}, want: false}, // RSA key exchange is a legacy suite, off under TLS 1.2+
+			},
+		},
+		{
 			name: "RSA keySize < 2048 forbids an RSA-1024 certificate", role: RoleConsole, java: "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSA keySize < 2048\n", cert: rsa1024,
 			clients: []client{
 				{args: []string{"-tls1_2", "-cipher", "ALL" + legacy}, want: false},

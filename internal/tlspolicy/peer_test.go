@@ -58,3 +58,54 @@ func TestPeerCertificateRules(t *testing.T) {
 		})
 	}
 }
+
+// HTTP/2 is offered only where the negotiated suite can carry it.
+func TestALPNFollowsTheSuite(t *testing.T) {
+	cert := selfSigned(t, "EC", 256)
+	ci, _ := CertInfoOf(cert)
+	cbcOnly := Effective(Listener{4119, RoleConsole}, Layers{Cert: ci, Config: mustConf(t, "protocols=TLSv1.2\nciphers=ECDHE-ECDSA-AES128-SHA,ECDHE-ECDSA-AES128-GCM-SHA256\n")})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tests := []struct {
+		name    string
+		policy  *Policy
+		client  *tls.Config
+		want    string
+		wantErr bool
+	}{
+		{"TLS 1.3 gets h2", Effective(Listener{4119, RoleConsole}, Layers{Cert: ci}), &tls.Config{NextProtos: []string{"h2", "http/1.1"}}, "h2", false},
+		{"GCM in TLS 1.2 gets h2", cbcOnly, &tls.Config{NextProtos: []string{"h2", "http/1.1"}}, "h2", false},
+		{"CBC gets http/1.1", cbcOnly, &tls.Config{NextProtos: []string{"h2", "http/1.1"}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "http/1.1", false},
+		{"CBC with an h2-only client is refused", cbcOnly, &tls.Config{NextProtos: []string{"h2"}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "", true},
+		{"no ALPN at all", cbcOnly, &tls.Config{CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var pred Decision
+			srv, err := NewServer(tt.policy, ServerOptions{Certificate: cert, NextProtos: []string{"h2", "http/1.1"}, Observer: func(_ *tls.ClientHelloInfo, d Decision) { pred = d }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, cc := tcpPair(t, ln)
+			s := tls.Server(sc, srv.TLSConfig())
+			tt.client.InsecureSkipVerify = true
+			c := tls.Client(cc, tt.client)
+			s.SetDeadline(time.Now().Add(5 * time.Second))
+			go func() { c.Handshake(); c.Close() }()
+			err = s.Handshake()
+			s.Close()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("handshake error = %v", err)
+			}
+			if pred.Accepted == tt.wantErr {
+				t.Errorf("observer saw %v, but the handshake error was %v", pred, err)
+			}
+			if err == nil && s.ConnectionState().NegotiatedProtocol != tt.want {
+				t.Errorf("ALPN = %q, want %q", s.ConnectionState().NegotiatedProtocol, tt.want)
+			}
+		})
+	}
+}

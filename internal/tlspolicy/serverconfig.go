@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 )
 
@@ -102,6 +103,14 @@ func (s *Server) build(p *Policy, pin Version, protos []string) *tls.Config {
 		ClientCAs:        s.opts.ClientCAs,
 		NextProtos:       protos,
 	}
+	if p.SignatureSchemes != nil {
+		c := s.opts.Certificate
+		c.SupportedSignatureAlgorithms = append([]tls.SignatureScheme{}, p.SignatureSchemes...)
+		if len(c.SupportedSignatureAlgorithms) == 0 {
+			c.SupportedSignatureAlgorithms = []tls.SignatureScheme{0xFFFF} // none Go can use: every signature fails
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
 	if pin != 0 {
 		cfg.MinVersion, cfg.MaxVersion = uint16(pin), uint16(pin)
 	}
@@ -136,6 +145,11 @@ func (s *Server) TLSConfig() *tls.Config {
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	st := s.state.Load()
 	d := Evaluate(st.policy, hello)
+	useH2 := d.Accepted && (d.Version == TLSv1_3 || http2Suite(d.Suite))
+	if d.Accepted && !useH2 && slices.Contains(s.opts.NextProtos, "h2") && !alpnAgrees(s.opts.NextProtos, hello.SupportedProtos) {
+		d = Decision{Alert: "no_application_protocol",
+			Reason: fmt.Sprintf("client asks only for %s, and HTTP/2 cannot run over %s %s", strings.Join(hello.SupportedProtos, ", "), d.Version, SuiteName(d.Suite))}
+	}
 	if s.opts.Observer != nil {
 		s.opts.Observer(hello, d)
 	}
@@ -149,10 +163,28 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			key = st.policy.Versions[len(st.policy.Versions)-1]
 		}
 	}
-	if d.Accepted && (d.Version == TLSv1_3 || http2Suite(d.Suite)) {
+	if useH2 {
 		return st.full[key], nil
 	}
 	return st.noH2[key], nil
+}
+
+// alpnAgrees reports whether Go's ALPN negotiation succeeds with the protocols left once h2 is dropped (it
+// fails when the client lists protocols and none is ours, unless it falls back from h2 to HTTP/1.1).
+func alpnAgrees(ours, client []string) bool {
+	if len(client) == 0 {
+		return true
+	}
+	left := slices.DeleteFunc(slices.Clone(ours), func(p string) bool { return p == "h2" })
+	if len(left) == 0 {
+		return true // no ALPN offered at all: Go accepts
+	}
+	for _, c := range client {
+		if slices.Contains(left, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // http2Suite reports whether HTTP/2 may run over a TLS 1.2 suite: ephemeral key exchange and AEAD.
