@@ -33,14 +33,8 @@ func TestParseConfigProperties(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, err := ParseConfigProperties("configuration.properties", []byte(tt.in))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v\nwant it to contain %q", err, tt.wantErr)
-				}
+			if wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			gotP := "-"
 			if cp.Protocols != nil {

@@ -111,14 +111,26 @@ func evaluateTLS13(p *Policy, hello *tls.ClientHelloInfo) Decision {
 		return Decision{Reason: fmt.Sprintf("no key-exchange group in common: client offered %s; port accepts %s", groupList(hello.SupportedCurves), groupList(p.Groups)), Alert: "handshake_failure"}
 	}
 	d.Group = mutual[0]
-	if len(hello.SignatureSchemes) == 0 {
-		return Decision{Reason: "client sent no signature_algorithms, which TLS 1.3 requires", Alert: "missing_extension"}
-	}
-	if !signatureOK(p, TLSv1_3, hello.SignatureSchemes) {
-		return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}
+	if reject, bad := checkSignatures(p, TLSv1_3, hello); bad {
+		return reject
 	}
 	d.Accepted = true
 	return d
+}
+
+// checkSignatures rejects a hello whose signature_algorithms leave the listener nothing to sign with
+// (TLS 1.3, and TLS 1.2 ECDHE suites).
+func checkSignatures(p *Policy, vers Version, hello *tls.ClientHelloInfo) (Decision, bool) {
+	if len(hello.SignatureSchemes) == 0 {
+		if vers == TLSv1_3 {
+			return Decision{Reason: "client sent no signature_algorithms, which TLS 1.3 requires", Alert: "missing_extension"}, true
+		}
+		return Decision{Reason: "TLS 1.2 client sent no signature_algorithms (Go requires it since 1.25)", Alert: "handshake_failure"}, true
+	}
+	if !signatureOK(p, vers, hello.SignatureSchemes) {
+		return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}, true
+	}
+	return Decision{}, false
 }
 
 func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision {
@@ -169,11 +181,8 @@ func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision
 	if chosen.KeyExchange == "ECDHE" {
 		d.Group = group
 		if vers == TLSv1_2 {
-			if len(hello.SignatureSchemes) == 0 {
-				return Decision{Reason: "TLS 1.2 client sent no signature_algorithms (Go requires it since 1.25)", Alert: "handshake_failure"}
-			}
-			if !signatureOK(p, vers, hello.SignatureSchemes) {
-				return Decision{Reason: fmt.Sprintf("client accepts no signature scheme usable with the %s certificate", p.Cert), Alert: "handshake_failure"}
+			if reject, bad := checkSignatures(p, vers, hello); bad {
+				return reject
 			}
 		}
 	}

@@ -121,11 +121,7 @@ func TestEvaluateAgreesWithGoClients(t *testing.T) {
 			ci, _ := CertInfoOf(pc.cert)
 			pc.layers.Cert = ci
 			p := Effective(Listener{4119, RoleConsole}, pc.layers)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := loopback(t)
 			var pred Decision
 			srv, err := NewServer(p, ServerOptions{Certificate: pc.cert, Observer: func(_ *tls.ClientHelloInfo, d Decision) { pred = d }})
 			if err != nil {

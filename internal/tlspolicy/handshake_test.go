@@ -40,12 +40,8 @@ func startListener(t *testing.T, p *Policy, cert tls.Certificate) *testListener 
 		t.Fatal(err)
 	}
 	tl.srv = srv
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := loopback(t)
 	tl.ln = ln
-	t.Cleanup(func() { ln.Close() })
 	cfg := srv.TLSConfig()
 	go func() {
 		for {

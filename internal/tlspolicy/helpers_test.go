@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,4 +88,31 @@ func selfSigned(t testing.TB, alg string, bits int) tls.Certificate {
 	t.Helper()
 	_, c := issue(t, "localhost", newKey(t, alg, bits), nil, nil, false, x509.ExtKeyUsageServerAuth)
 	return c
+}
+
+// wantError checks err against a wanted substring ("" wants none) and reports whether the caller should
+// stop (an error was wanted or found).
+func wantError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error = %v\nwant it to contain %q", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
+}
+
+// loopback listens on a free loopback port for the length of the test.
+func loopback(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }

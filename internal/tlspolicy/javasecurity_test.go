@@ -75,14 +75,8 @@ func TestParseJavaSecurity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			js, err := ParseJavaSecurity("java.security", []byte(tt.in), nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v\nwant it to contain %q", err, tt.wantErr)
-				}
+			if wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := entryTexts(js); strings.Join(got, "|") != strings.Join(tt.want, "|") {
 				t.Errorf("entries = %q\nwant      %q", got, tt.want)

@@ -3,7 +3,6 @@ package tlspolicy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +28,7 @@ func TestPeerCertificateRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := loopback(t)
 	tests := []struct {
 		name    string
 		cert    tls.Certificate
@@ -64,11 +59,7 @@ func TestALPNFollowsTheSuite(t *testing.T) {
 	cert := selfSigned(t, "EC", 256)
 	ci, _ := CertInfoOf(cert)
 	cbcOnly := Effective(Listener{4119, RoleConsole}, Layers{Cert: ci, Config: mustConf(t, "protocols=TLSv1.2\nciphers=ECDHE-ECDSA-AES128-SHA,ECDHE-ECDSA-AES128-GCM-SHA256\n")})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := loopback(t)
 	tests := []struct {
 		name    string
 		policy  *Policy
