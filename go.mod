@@ -3,6 +3,7 @@ module tlsfleet
 go 1.26.8
 
 require (
-	github.com/google/go-cmp v0.7.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	github.com/google/go-cmp v0.7.0
+	golang.org/x/crypto v0.59.0
+	golang.org/x/sys v0.50.0
 )
