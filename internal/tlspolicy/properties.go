@@ -59,23 +59,36 @@ func (e *ParseError) Error() string {
 // by '=', ':' or white space, backslash line continuations (leading white space of the next line dropped),
 // and the escapes \t \n \r \f \uXXXX. The only malformed input in that grammar is a bad \u escape.
 func ParseProperties(file string, data []byte) (*Properties, error) {
+	if len(data) > MaxFileSize {
+		return nil, &ParseError{File: file, Msg: fmt.Sprintf("file is %d bytes; configuration files are limited to %d", len(data), MaxFileSize)}
+	}
 	p := &Properties{}
 	lines := splitLines(string(data))
+	var logical strings.Builder
 	for i := 0; i < len(lines); i++ {
 		start := i + 1
 		line := strings.TrimLeft(lines[i], " \t\f")
 		if line == "" || line[0] == '#' || line[0] == '!' {
 			continue
 		}
-		// Join continuation lines: a line ending in an odd number of backslashes continues.
+		if line == `\` {
+			// A continuation of nothing: Java goes on as if a new line started (blank lines and comments
+			// after it are skipped as usual).
+			continue
+		}
+		// Join continuation lines: a line ending in an odd number of backslashes continues. Each physical
+		// line is copied once, so long continued values stay linear.
+		logical.Reset()
 		for endsWithContinuation(line) && i+1 < len(lines) {
+			logical.WriteString(line[:len(line)-1])
 			i++
-			line = line[:len(line)-1] + strings.TrimLeft(lines[i], " \t\f")
+			line = strings.TrimLeft(lines[i], " \t\f")
 		}
 		if endsWithContinuation(line) { // continuation at end of file: Java drops the backslash
 			line = line[:len(line)-1]
 		}
-		key, value := splitKeyValue(line)
+		logical.WriteString(line)
+		key, value := splitKeyValue(logical.String())
 		k, err := unescapeProperty(key)
 		if err != nil {
 			return nil, &ParseError{File: file, Line: start, Msg: err.Error()}
@@ -88,6 +101,10 @@ func ParseProperties(file string, data []byte) (*Properties, error) {
 	}
 	return p, nil
 }
+
+// MaxFileSize bounds java.security and configuration.properties (and their includes): real ones are a few
+// kilobytes; anything near this limit is a mistake or an attack.
+const MaxFileSize = 1 << 20
 
 func splitLines(s string) []string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
