@@ -215,10 +215,8 @@ func Explain(l Listener, layers Layers) *Explanation {
 	if l.Role == RoleConsole {
 		cp = layers.Config
 	}
-	settings := layers.Settings
-	if settings == (Settings{}) {
-		settings = DefaultSettings()
-	}
+	settings, settingWarnings := layers.Settings.withDefaults()
+	p.Warnings = append(p.Warnings, settingWarnings...)
 
 	var javaEntries []DisabledEntry
 	if js != nil {

@@ -120,6 +120,31 @@ func TestEffective(t *testing.T) {
 			notEnforced: []string{"TLS_CHACHA20_POLY1305_SHA256"},
 		},
 		{
+			name: "EC keySize and bare EC leave the XDH group x25519", listener: Listener{4119, RoleConsole},
+			layers: func(t *testing.T) Layers {
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC\n"), Cert: rsaCertInfo}
+			},
+			versions: "TLSv1.2,TLSv1.3",
+			removed:  [][3]string{{"secp256r1", LayerJava, "EC"}, {"SecP256r1MLKEM768", LayerJava, "EC"}},
+			check: func(t *testing.T, p *Policy) {
+				if !slices.Contains(p.Groups, tls.X25519) || !slices.Contains(p.Groups, tls.X25519MLKEM768) {
+					t.Errorf("groups = %v, want x25519 and X25519MLKEM768 kept", p.Groups)
+				}
+			},
+		},
+		{
+			name: "a partly filled Settings keeps the other defaults", listener: Listener{4122, RoleRelay},
+			layers: func(t *testing.T) Layers { return Layers{Settings: Settings{StrongCiphers: true}, Cert: rsaCertInfo} },
+			versions: "TLSv1.2,TLSv1.3",
+			removed:  [][3]string{{"TLSv1.1", LayerSettings, SettingRelayMinimum + "=TLSv1.2"}},
+		},
+		{
+			name: "an invalid minimum falls back to the default with a warning", listener: Listener{4118, RoleAgent},
+			layers: func(t *testing.T) Layers { return Layers{Settings: Settings{AgentMinimum: SSLv3}, Cert: rsaCertInfo} },
+			versions: "TLSv1.2,TLSv1.3",
+			warning:  SettingAgentMinimum + ": SSLv3 is not a version tlsfleet serves",
+		},
+		{
 			name: "relay defaults", listener: Listener{4122, RoleRelay},
 			layers:   func(t *testing.T) Layers { return Layers{Cert: rsaCertInfo} },
 			versions: "TLSv1.2,TLSv1.3",
@@ -168,10 +193,10 @@ func TestEffective(t *testing.T) {
 		{
 			name: "no group left turns TLS 1.3 off", listener: Listener{4119, RoleConsole},
 			layers: func(t *testing.T) Layers {
-				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC keySize < 1024\n"), Cert: rsaCertInfo}
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC keySize < 1024, XDH\n"), Cert: rsaCertInfo}
 			},
 			versions: "TLSv1.2", suites: "",
-			removed: [][3]string{{"TLSv1.3", LayerDerived, ""}, {"x25519", LayerJava, "EC keySize < 1024"}, {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", LayerDerived, ""}},
+			removed: [][3]string{{"TLSv1.3", LayerDerived, ""}, {"x25519", LayerJava, "XDH"}, {"secp256r1", LayerJava, "EC keySize < 1024"}, {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", LayerDerived, ""}},
 			warning: "no TLS 1.0–1.2 cipher suite is left",
 		},
 		{

@@ -60,6 +60,21 @@ var groups = []Group{
 	{ID: 0x6399, Name: "X25519Kyber768Draft00", ECBits: 255, PostQuantum: true},
 }
 
+// keyFamily names the JDK key-agreement algorithm a java.security constraint must name to reach the group
+// ("EC", "XDH" or "DH"), with the key size it is checked against.
+func (g Group) keyFamily() (string, int) {
+	n := strings.ToLower(g.Name)
+	switch {
+	case g.DHBits > 0:
+		return "DH", g.DHBits
+	case strings.HasPrefix(n, "x25519") || strings.HasPrefix(n, "x448"):
+		return "XDH", g.ECBits
+	case g.ECBits > 0:
+		return "EC", g.ECBits
+	}
+	return "", 0
+}
+
 // groupAliases maps other spellings (JDK, OpenSSL, NIST) to IANA names.
 var groupAliases = map[string]string{
 	"p-256": "secp256r1", "p256": "secp256r1", "prime256v1": "secp256r1",

@@ -239,9 +239,10 @@ func TestHandshakesMatchEvaluate(t *testing.T) {
 			},
 		},
 		{
-			name: "EC keySize < 384 leaves P-384 and P-521 only", role: RoleConsole, java: "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC keySize < 384\n", cert: rsaCert,
+			name: "EC keySize < 384 leaves P-384, P-521 and the XDH x25519", role: RoleConsole, java: "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC keySize < 384\n", cert: rsaCert,
 			clients: []client{
-				{args: []string{"-tls1_3", "-groups", "X25519:P-256"}, want: false},
+				{args: []string{"-tls1_3", "-groups", "P-256"}, want: false},
+				{args: []string{"-tls1_3", "-groups", "X25519:P-256"}, want: true, ver: TLSv1_3},
 				{args: []string{"-tls1_3", "-groups", "P-384"}, want: true, ver: TLSv1_3},
 				{args: []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256", "-curves", "P-256"}, want: false},
 			},

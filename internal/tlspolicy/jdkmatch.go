@@ -173,7 +173,11 @@ func (e DisabledEntry) forbidsKey(family string, bits int) bool {
 	if len(e.KeySize) == 0 {
 		// A bare RSA or EC entry in the JDK disables the algorithm in every use. We apply it to keys only
 		// when the name is not also a suite component (RSA is; it already removes the RSA suites).
-		return strings.EqualFold(e.Algorithm, "EC") || strings.EqualFold(e.Algorithm, "DSA") || strings.EqualFold(e.Algorithm, "RSA")
+		switch strings.ToUpper(e.Algorithm) {
+		case "EC", "DSA", "RSA", "XDH":
+			return true
+		}
+		return false
 	}
 	for _, k := range e.KeySize {
 		if !k.Disallows(bits) {
@@ -183,8 +187,9 @@ func (e DisabledEntry) forbidsKey(family string, bits int) bool {
 	return true
 }
 
-// forbidsGroup reports whether the entry disables a key-exchange group: by its name, or by an EC or DH key
-// size constraint on the group's size.
+// forbidsGroup reports whether the entry disables a key-exchange group: by its name, or by an EC, XDH or DH
+// constraint on the group's key. x25519 and x448 are XDH in the JDK, so "EC keySize < ..." and a bare "EC"
+// leave them alone; a hybrid counts as its classical half.
 func (e DisabledEntry) forbidsGroup(g Group) bool {
 	if !e.Constrained() {
 		if strings.EqualFold(e.Algorithm, g.Name) {
@@ -194,14 +199,12 @@ func (e DisabledEntry) forbidsGroup(g Group) bool {
 			return true
 		}
 	}
-	if g.ECBits > 0 && !strings.EqualFold(e.Algorithm, "RSA") && e.forbidsKey("EC", g.ECBits) && len(e.KeySize) > 0 {
-		return true
-	}
-	if g.ECBits == 255 && !g.PostQuantum && e.forbidsKey("XDH", g.ECBits) {
-		return true
-	}
-	if g.DHBits > 0 && e.forbidsKey("DH", g.DHBits) {
-		return true
+	switch fam, bits := g.keyFamily(); fam {
+	case "EC":
+		// Only the key-agreement name counts here: "ECDSA keySize < 256" restricts signature keys.
+		return strings.EqualFold(e.Algorithm, "EC") && e.forbidsKey("EC", bits)
+	case "XDH", "DH":
+		return e.forbidsKey(fam, bits)
 	}
 	return false
 }

@@ -33,15 +33,44 @@ func DefaultSettings() Settings {
 
 // Validate checks that every minimum is a TLS version tlsfleet can serve.
 func (s Settings) Validate() error {
-	for _, m := range []struct {
-		name string
-		v    Version
-	}{{SettingManagerMinimum, s.ManagerMinimum}, {SettingRelayMinimum, s.RelayMinimum}, {SettingAgentMinimum, s.AgentMinimum}} {
-		if m.v < TLSv1 || m.v > TLSv1_3 {
-			return fmt.Errorf("%s: %s is not a version tlsfleet serves; use one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", m.name, m.v)
+	for _, m := range s.minimums() {
+		if *m.v < TLSv1 || *m.v > TLSv1_3 {
+			return fmt.Errorf("%s: %s is not a version tlsfleet serves; use one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", m.name, *m.v)
 		}
 	}
 	return nil
+}
+
+type minimumField struct {
+	name string
+	v    *Version
+	def  Version
+}
+
+// minimums lists the per-role minimums of s (pointers into s) with their setting names and defaults.
+func (s *Settings) minimums() []minimumField {
+	d := DefaultSettings()
+	return []minimumField{
+		{SettingManagerMinimum, &s.ManagerMinimum, d.ManagerMinimum},
+		{SettingRelayMinimum, &s.RelayMinimum, d.RelayMinimum},
+		{SettingAgentMinimum, &s.AgentMinimum, d.AgentMinimum},
+	}
+}
+
+// withDefaults fills each unset (zero) minimum with its default, and replaces an invalid one by its default
+// with a warning, so that a partly filled Settings value never weakens a port by accident.
+func (s Settings) withDefaults() (Settings, []string) {
+	var warnings []string
+	for _, m := range s.minimums() {
+		switch {
+		case *m.v == 0:
+			*m.v = m.def
+		case *m.v < TLSv1 || *m.v > TLSv1_3:
+			warnings = append(warnings, fmt.Sprintf("%s: %s is not a version tlsfleet serves; the default %s applies", m.name, *m.v, m.def))
+			*m.v = m.def
+		}
+	}
+	return s, warnings
 }
 
 // minimumFor returns the setting that restricts a role, and its name.
