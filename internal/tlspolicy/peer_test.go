@@ -54,6 +54,67 @@ func TestPeerCertificateRules(t *testing.T) {
 	}
 }
 
+// A resumed session is held to the rules in force: a policy change invalidates the tickets issued under
+// the old one, and the peer rules run on resumption too.
+func TestResumptionFollowsPolicyChanges(t *testing.T) {
+	caKey := newKey(t, "EC", 256)
+	ca, _ := issue(t, "fleet CA", caKey, nil, nil, true, x509.ExtKeyUsageAny)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	_, serverCert := issue(t, "localhost", newKey(t, "EC", 256), ca, caKey, false, x509.ExtKeyUsageServerAuth)
+	_, agent := issue(t, "agent", newKey(t, "RSA", 2048), ca, caKey, false, x509.ExtKeyUsageClientAuth)
+	ci, _ := CertInfoOf(serverCert)
+	policy := func(java string) *Policy {
+		return Effective(Listener{4120, RoleAgentChannel}, Layers{JavaSecurity: mustJava(t, java), Cert: ci})
+	}
+	srv, err := NewServer(policy("jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSA keySize < 2048\n"), ServerOptions{Certificate: serverCert, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := loopback(t)
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			cache := tls.NewLRUClientSessionCache(4)
+			dial := func() (resumed bool, err error) {
+				sc, cc := tcpPair(t, ln)
+				s := tls.Server(sc, srv.TLSConfig())
+				c := tls.Client(cc, &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{agent}, ClientSessionCache: cache, MaxVersion: version})
+				s.SetDeadline(time.Now().Add(5 * time.Second))
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					if c.Handshake() == nil {
+						c.Read(make([]byte, 1)) // TLS 1.3 tickets arrive after the handshake
+					}
+					c.Close()
+				}()
+				err = s.Handshake()
+				if err == nil {
+					s.Write([]byte{1})
+				}
+				s.Close()
+				<-done
+				return s.ConnectionState().DidResume, err
+			}
+			if _, err := dial(); err != nil {
+				t.Fatalf("first handshake: %v", err)
+			}
+			if resumed, err := dial(); err != nil || !resumed {
+				t.Fatalf("second handshake: resumed=%v err=%v, want a resumed session", resumed, err)
+			}
+			if err := srv.Update(policy("jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSA keySize < 3072\n")); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Update(policy("jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSA keySize < 2048\n")) })
+			resumed, err := dial()
+			if resumed || !wantError(t, err, `which java.security entry "RSA keySize < 3072" forbids`) {
+				t.Errorf("after the policy change: resumed=%v err=%v, want a refused full handshake", resumed, err)
+			}
+		})
+	}
+}
+
 // HTTP/2 is offered only where the negotiated suite can carry it.
 func TestALPNFollowsTheSuite(t *testing.T) {
 	cert := selfSigned(t, "EC", 256)

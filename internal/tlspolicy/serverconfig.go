@@ -3,6 +3,7 @@ package tlspolicy
 import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -43,6 +44,9 @@ type serverState struct {
 	// pinned per predicted version instead.
 	full, noH2 map[Version]*tls.Config
 	gap        bool
+	// ticketKey encrypts the session tickets issued under this policy only: after Update, tickets from the
+	// old policy no longer decrypt, so no session negotiated under it can be resumed past the new rules.
+	ticketKey [32]byte
 }
 
 // NewServer builds a Server for a policy.
@@ -76,6 +80,9 @@ func (s *Server) Update(p *Policy) error {
 		return fmt.Errorf("tlspolicy: policy computed for a %s certificate, listener serves %s; pass Server.Cert() in Layers.Cert", p.Cert, s.cert)
 	}
 	st := &serverState{policy: p, full: map[Version]*tls.Config{}, noH2: map[Version]*tls.Config{}}
+	if _, err := rand.Read(st.ticketKey[:]); err != nil {
+		return fmt.Errorf("tlspolicy: session ticket key: %w", err)
+	}
 	for i := 1; i < len(p.Versions); i++ {
 		st.gap = st.gap || p.Versions[i] != p.Versions[i-1]+1
 	}
@@ -85,8 +92,14 @@ func (s *Server) Update(p *Policy) error {
 		keys = p.Versions
 	}
 	for _, v := range keys {
-		st.full[v] = s.build(p, v, s.opts.NextProtos)
-		st.noH2[v] = s.build(p, v, noH2)
+		for _, c := range []struct {
+			m      map[Version]*tls.Config
+			protos []string
+		}{{st.full, s.opts.NextProtos}, {st.noH2, noH2}} {
+			cfg := s.build(p, v, c.protos)
+			cfg.SetSessionTicketKeys([][32]byte{st.ticketKey})
+			c.m[v] = cfg
+		}
 	}
 	s.state.Store(st)
 	return nil
@@ -123,9 +136,10 @@ func (s *Server) build(p *Policy, pin Version, protos []string) *tls.Config {
 		cfg.CurvePreferences = []tls.CurveID{0xFFFF}
 	}
 	if len(p.PeerRules) > 0 && s.opts.ClientAuth != tls.NoClientCert {
+		// VerifyConnection, unlike VerifyPeerCertificate, also runs when a session is resumed.
 		rules := p.PeerRules
-		cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
-			return checkPeerChain(rules, raw, chains)
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return checkPeerChain(rules, cs.PeerCertificates, cs.VerifiedChains)
 		}
 	}
 	return cfg
@@ -223,20 +237,12 @@ func keyOf(pub any) (string, int) {
 
 // checkPeerChain applies java.security's key and signature rules to a peer's chain, except to the trust
 // anchor at its end (as the JDK does).
-func checkPeerChain(rules []DisabledEntry, raw [][]byte, chains [][]*x509.Certificate) error {
-	var chain []*x509.Certificate
+func checkPeerChain(rules []DisabledEntry, peer []*x509.Certificate, chains [][]*x509.Certificate) error {
+	chain := peer
 	if len(chains) > 0 {
 		chain = chains[0]
 		if len(chain) > 1 {
 			chain = chain[:len(chain)-1]
-		}
-	} else {
-		for _, r := range raw {
-			c, err := x509.ParseCertificate(r)
-			if err != nil {
-				return err
-			}
-			chain = append(chain, c)
 		}
 	}
 	for _, c := range chain {
