@@ -65,25 +65,84 @@ func Evaluate(p *Policy, hello *tls.ClientHelloInfo) Decision {
 	if p.CertError != "" {
 		return reject("internal_error", "%s", p.CertError)
 	}
-	// Version: the newest one both sides accept.
-	var vers Version
-	for i := len(p.Versions) - 1; i >= 0; i-- {
-		if slices.Contains(hello.SupportedVersions, uint16(p.Versions[i])) {
-			vers = p.Versions[i]
-			break
-		}
-	}
+	clientVersions := clientVersionsOf(hello)
+	vers, pin := negotiateVersion(p, clientVersions)
 	if vers == 0 {
-		return reject("protocol_version", "client offered %s; port %d accepts %s", versionList(hello.SupportedVersions), p.Listener.Port, versionList(toUint16s(p.Versions)))
-	}
-	clientMax := Version(slices.Max(hello.SupportedVersions))
-	if slices.Contains(hello.CipherSuites, fallbackSCSV) && clientMax < p.MaxVersion() && vers < TLSv1_3 {
-		return reject("inappropriate_fallback", "client signalled a fallback (TLS_FALLBACK_SCSV) to %s while port %d accepts %s", clientMax, p.Listener.Port, p.MaxVersion())
+		return reject("protocol_version", "client offered %s; port %d accepts %s", versionList(clientVersions), p.Listener.Port, versionList(toUint16s(p.Versions)))
 	}
 	if vers == TLSv1_3 {
 		return evaluateTLS13(p, hello)
 	}
-	return evaluateTLS12(p, hello, vers)
+	d := evaluateTLS12(p, hello, vers)
+	if !d.Accepted {
+		return d
+	}
+	// RFC 7507, checked by Go once the suite is chosen: a client that signals a fallback must not be
+	// below the newest version the listener's config accepts.
+	configMax := p.MaxVersion()
+	if pin != 0 {
+		configMax = pin
+	}
+	if legacy := legacyVersion(hello, clientVersions); slices.Contains(hello.CipherSuites, fallbackSCSV) && legacy < configMax {
+		return reject("inappropriate_fallback", "client signalled a fallback (TLS_FALLBACK_SCSV) to %s while port %d accepts %s", legacy, p.Listener.Port, configMax)
+	}
+	return d
+}
+
+// clientVersionsOf returns the versions the client offers as Go's server sees them: without a
+// supported_versions extension a client cannot get TLS 1.3, whatever its legacy version says.
+func clientVersionsOf(hello *tls.ClientHelloInfo) []uint16 {
+	vs := hello.SupportedVersions
+	if hello.Extensions != nil && !slices.Contains(hello.Extensions, extSupportedVersions) {
+		vs = slices.DeleteFunc(slices.Clone(vs), func(v uint16) bool { return v > uint16(TLSv1_2) })
+	}
+	return vs
+}
+
+const extSupportedVersions = 43
+
+// legacyVersion estimates the ClientHello's legacy_version field, which ClientHelloInfo does not carry:
+// without supported_versions it is the client's maximum; with it, clients send TLS 1.2 (or less).
+func legacyVersion(hello *tls.ClientHelloInfo, clientVersions []uint16) Version {
+	var max Version
+	for _, v := range clientVersions {
+		if Version(v).Known() && Version(v) > max {
+			max = Version(v)
+		}
+	}
+	if slices.Contains(hello.Extensions, extSupportedVersions) || hello.Extensions == nil {
+		max = min(max, TLSv1_2)
+	}
+	return max
+}
+
+// negotiateVersion returns the version a listener serving p negotiates with a client (0 if none), and
+// the version its config must be pinned to (0 if none). Go picks the newest client version between
+// MinVersion and MaxVersion; when p's versions have a gap (TLSv1 and TLSv1.2 without TLSv1.1) and that
+// pick falls into it, the config is pinned to the right version — or, when the client has no allowed
+// version, to one it lacks, so that Go refuses it.
+func negotiateVersion(p *Policy, clientVersions []uint16) (vers, pin Version) {
+	for i := len(p.Versions) - 1; i >= 0; i-- {
+		if slices.Contains(clientVersions, uint16(p.Versions[i])) {
+			vers = p.Versions[i]
+			break
+		}
+	}
+	var goPick Version
+	for v := p.MaxVersion(); v >= p.MinVersion() && v != 0; v-- {
+		if slices.Contains(clientVersions, uint16(v)) {
+			goPick = v
+			break
+		}
+	}
+	switch {
+	case goPick == vers:
+		return vers, 0
+	case vers != 0:
+		return vers, vers
+	default:
+		return 0, p.MaxVersion()
+	}
 }
 
 func evaluateTLS13(p *Policy, hello *tls.ClientHelloInfo) Decision {
@@ -134,9 +193,10 @@ func checkSignatures(p *Policy, vers Version, hello *tls.ClientHelloInfo) (Decis
 }
 
 func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision {
+	// Go takes the client's first group that the listener allows (hybrids exist only in TLS 1.3).
 	var group tls.CurveID
-	for _, g := range p.Groups {
-		if gi, _ := GroupByID(g); !gi.PostQuantum && slices.Contains(hello.SupportedCurves, g) {
+	for _, g := range hello.SupportedCurves {
+		if gi, _ := GroupByID(g); !gi.PostQuantum && slices.Contains(p.Groups, g) {
 			group = g
 			break
 		}
@@ -178,6 +238,10 @@ func evaluateTLS12(p *Policy, hello *tls.ClientHelloInfo, vers Version) Decision
 		return Decision{Reason: fmt.Sprintf("%s for %s: client offered %s; port %d accepts %s", why, vers, suiteList(hello.CipherSuites), p.Listener.Port, suiteList(p.Suites)), Alert: "handshake_failure"}
 	}
 	d := Decision{Version: vers, Suite: chosen.ID}
+	if p.Cert.KeyAlgorithm == "Ed25519" && vers < TLSv1_2 {
+		// Go picks the ECDSA suite, then fails to sign: Ed25519 has no TLS 1.0/1.1 signature form.
+		return Decision{Reason: fmt.Sprintf("an Ed25519 certificate cannot sign in %s; %s needs TLS 1.2", vers, SuiteName(chosen.ID)), Alert: "handshake_failure"}
+	}
 	if chosen.KeyExchange == "ECDHE" {
 		d.Group = group
 		if vers == TLSv1_2 {

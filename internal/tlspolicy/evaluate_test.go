@@ -83,6 +83,22 @@ func TestEvaluate(t *testing.T) {
 			hello: tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}},
 			want:  "certificate key (RSA 2048) is forbidden"},
 		{name: "empty hello", policy: enforcedEC, hello: tls.ClientHelloInfo{}, want: "client offered no version"},
+		{name: "legacy version 1.3 without supported_versions gets TLS 1.2", policy: enforcedEC,
+			hello: tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12}, Extensions: []uint16{10, 11, 13},
+				CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}, SignatureSchemes: allSigs},
+			want: "accepted: TLSv1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+		{name: "fallback signal with a GREASE version is still a fallback", policy: enforcedEC,
+			hello: tls.ClientHelloInfo{SupportedVersions: []uint16{0x7a7a, tls.VersionTLS12}, Extensions: []uint16{10, 13, 43},
+				CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, 0x5600}, SupportedCurves: []tls.CurveID{tls.CurveP256}, SignatureSchemes: allSigs},
+			want: "TLS_FALLBACK_SCSV"},
+		{name: "fallback signal without a common suite fails on the suite first", policy: enforcedEC,
+			hello: tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS12}, CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA, 0x5600}},
+			want:  "no cipher suite in common"},
+		{name: "Ed25519 certificate cannot sign TLS 1.0", policy: func(t *testing.T) *Policy {
+			return Effective(Listener{4119, RoleConsole}, Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=SSLv3\n"), Cert: CertInfo{KeyAlgorithm: "Ed25519", KeyBits: 255, SignatureAlgorithm: "Ed25519"}})
+		},
+			hello: tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS10}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}, SupportedCurves: []tls.CurveID{tls.X25519}},
+			want:  "an Ed25519 certificate cannot sign in TLSv1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +110,16 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("a rejection must name its alert")
 			}
 		})
+	}
+}
+
+// In TLS 1.2 Go takes the client's first allowed group, not its own first.
+func TestEvaluateTLS12GroupFollowsTheClient(t *testing.T) {
+	p := Effective(Listener{4119, RoleConsole}, Layers{})
+	hello := &tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS12}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		SupportedCurves: []tls.CurveID{tls.X25519MLKEM768, tls.CurveP384, tls.X25519}, SignatureSchemes: allSigs}
+	if d := Evaluate(p, hello); d.Group != tls.CurveP384 {
+		t.Errorf("group = %s, want secp384r1 (the client's first non-hybrid group)", GroupName(d.Group))
 	}
 }
 

@@ -132,6 +132,7 @@ func TestALPNFollowsTheSuite(t *testing.T) {
 		{"GCM in TLS 1.2 gets h2", cbcOnly, &tls.Config{NextProtos: []string{"h2", "http/1.1"}}, "h2", false},
 		{"CBC gets http/1.1", cbcOnly, &tls.Config{NextProtos: []string{"h2", "http/1.1"}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "http/1.1", false},
 		{"CBC with an h2-only client is refused", cbcOnly, &tls.Config{NextProtos: []string{"h2"}, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "", true},
+		{"a protocol the port lacks is refused", Effective(Listener{4119, RoleConsole}, Layers{Cert: ci}), &tls.Config{NextProtos: []string{"acme-tls/1"}}, "", true},
 		{"no ALPN at all", cbcOnly, &tls.Config{CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "", false},
 	}
 	for _, tt := range tests {

@@ -39,9 +39,9 @@ type Server struct {
 
 type serverState struct {
 	policy *Policy
-	// full offers NextProtos; noH2 offers NextProtos without h2. When the policy's versions have a gap
-	// (say TLSv1 and TLSv1.2 without TLSv1.1), MinVersion/MaxVersion cannot say so, and the configs are
-	// pinned per predicted version instead.
+	// full offers NextProtos; noH2 offers NextProtos without h2. Key 0 holds the unpinned configs. When the
+	// policy's versions have a gap (say TLSv1 and TLSv1.2 without TLSv1.1), MinVersion/MaxVersion cannot say
+	// so, and a client whose best version falls into the gap gets a config pinned by negotiateVersion.
 	full, noH2 map[Version]*tls.Config
 	gap        bool
 	// ticketKey encrypts the session tickets issued under this policy only: after Update, tickets from the
@@ -89,7 +89,7 @@ func (s *Server) Update(p *Policy) error {
 	noH2 := slices.DeleteFunc(slices.Clone(s.opts.NextProtos), func(p string) bool { return p == "h2" })
 	keys := []Version{0}
 	if st.gap {
-		keys = p.Versions
+		keys = append(keys, p.Versions...)
 	}
 	for _, v := range keys {
 		for _, c := range []struct {
@@ -160,9 +160,21 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	st := s.state.Load()
 	d := Evaluate(st.policy, hello)
 	useH2 := d.Accepted && (d.Version == TLSv1_3 || http2Suite(d.Suite))
-	if d.Accepted && !useH2 && slices.Contains(s.opts.NextProtos, "h2") && !alpnAgrees(s.opts.NextProtos, hello.SupportedProtos) {
-		d = Decision{Alert: "no_application_protocol",
-			Reason: fmt.Sprintf("client asks only for %s, and HTTP/2 cannot run over %s %s", strings.Join(hello.SupportedProtos, ", "), d.Version, SuiteName(d.Suite))}
+	cfgs := st.noH2
+	if useH2 {
+		cfgs = st.full
+	}
+	key := Version(0)
+	if st.gap {
+		_, key = negotiateVersion(st.policy, clientVersionsOf(hello))
+	}
+	cfg := cfgs[key]
+	if d.Accepted && !alpnAgrees(cfg.NextProtos, hello.SupportedProtos) {
+		why := fmt.Sprintf("client asks only for %s; port %d offers %s", strings.Join(hello.SupportedProtos, ", "), st.policy.Listener.Port, strings.Join(cfg.NextProtos, ", "))
+		if !useH2 && slices.Contains(s.opts.NextProtos, "h2") {
+			why += fmt.Sprintf(" (HTTP/2 cannot run over %s %s)", d.Version, SuiteName(d.Suite))
+		}
+		d = Decision{Alert: "no_application_protocol", Reason: why}
 	}
 	if s.opts.Observer != nil {
 		s.opts.Observer(hello, d)
@@ -170,32 +182,20 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	if st.policy.CertError != "" {
 		return nil, errors.New(st.policy.CertError)
 	}
-	key := Version(0)
-	if st.gap {
-		key = d.Version
-		if !d.Accepted || st.full[key] == nil {
-			key = st.policy.Versions[len(st.policy.Versions)-1]
-		}
-	}
-	if useH2 {
-		return st.full[key], nil
-	}
-	return st.noH2[key], nil
+	return cfg, nil
 }
 
-// alpnAgrees reports whether Go's ALPN negotiation succeeds with the protocols left once h2 is dropped (it
-// fails when the client lists protocols and none is ours, unless it falls back from h2 to HTTP/1.1).
+// alpnAgrees mirrors Go's ALPN negotiation: it fails only when both sides list protocols, none is common,
+// and it is not an HTTP/1.1 client meeting an h2 server (which Go lets through without ALPN).
 func alpnAgrees(ours, client []string) bool {
-	if len(client) == 0 {
+	if len(ours) == 0 || len(client) == 0 {
 		return true
 	}
-	left := slices.DeleteFunc(slices.Clone(ours), func(p string) bool { return p == "h2" })
-	if len(left) == 0 {
-		return true // no ALPN offered at all: Go accepts
-	}
-	for _, c := range client {
-		if slices.Contains(left, c) {
-			return true
+	for _, o := range ours {
+		for _, c := range client {
+			if o == c || o == "h2" && c == "http/1.1" {
+				return true
+			}
 		}
 	}
 	return false
