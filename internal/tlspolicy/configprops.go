@@ -2,7 +2,6 @@ package tlspolicy
 
 import (
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -22,7 +21,7 @@ type ConfigProperties struct {
 
 // LoadConfigProperties reads configuration.properties from disk.
 func LoadConfigProperties(path string) (*ConfigProperties, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}

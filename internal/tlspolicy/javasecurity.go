@@ -2,9 +2,11 @@ package tlspolicy
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -12,6 +14,9 @@ import (
 
 // DisabledAlgorithmsKey is the java.security property whose entries the JDK (and tlsfleet) applies to TLS.
 const DisabledAlgorithmsKey = "jdk.tls.disabledAlgorithms"
+
+// DisabledNamedCurvesKey is the property of curves the JDK's default list includes by reference.
+const DisabledNamedCurvesKey = "jdk.disabled.namedCurves"
 
 // KeySizeConstraint is a "keySize <op> <bits>" constraint of a disabledAlgorithms entry.
 type KeySizeConstraint struct {
@@ -79,14 +84,27 @@ var (
 	algNameRE   = regexp.MustCompile(`^[A-Za-z0-9_.\-/+*]+$`)
 )
 
-// LoadJavaSecurity reads a java.security file from disk, following "include" lines relative to the file
-// that contains them.
-func LoadJavaSecurity(path string) (*JavaSecurity, error) {
-	data, err := os.ReadFile(path)
+// readConfigFile reads at most MaxFileSize+1 bytes, so that ParseProperties refuses an oversized file
+// without the whole of it in memory.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseJavaSecurity(path, data, func(name string) ([]byte, error) { return os.ReadFile(name) })
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+}
+
+var usageNames = []string{"TLSServer", "TLSClient", "SignedJAR", "HandshakeSignature", "CertificateSignature"}
+
+// LoadJavaSecurity reads a java.security file from disk, following "include" lines relative to the file
+// that contains them.
+func LoadJavaSecurity(path string) (*JavaSecurity, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseJavaSecurity(path, data, readConfigFile)
 }
 
 // ParseJavaSecurity parses java.security content. open reads included files (nil forbids includes).
@@ -120,7 +138,8 @@ func mergeIncludes(dst *Properties, file string, data []byte, open func(string) 
 	if err != nil {
 		return err
 	}
-	seen[file] = true
+	seen[file] = true // the include stack: a file may be included twice, but not from inside itself
+	defer delete(seen, file)
 	for _, pr := range p.All {
 		if pr.Key != "include" {
 			dst.add(pr)
@@ -134,7 +153,7 @@ func mergeIncludes(dst *Properties, file string, data []byte, open func(string) 
 			target = filepath.Join(filepath.Dir(file), target)
 		}
 		if seen[target] {
-			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: file is included more than once (a loop)", pr.Value)}
+			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: the file includes itself (through %d level(s) of include)", pr.Value, depth+1)}
 		}
 		if open == nil {
 			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: includes are not allowed here", pr.Value)}
@@ -150,15 +169,31 @@ func mergeIncludes(dst *Properties, file string, data []byte, open func(string) 
 	return nil
 }
 
-// expandSystemProps expands ${name} as the JDK does for includes; tlsfleet has no Java system properties,
-// so every reference expands to the empty string except ${java.home}, which is the install folder (".").
+// expandSystemProps expands ${name} as the JDK does for includes: ${/} is the file separator, ${java.home}
+// the install folder ("."), and other names expand to nothing (tlsfleet has no Java system properties). A
+// lone $ or an unclosed ${ stays as written.
 func expandSystemProps(s string) string {
-	return os.Expand(s, func(name string) string {
-		if name == "java.home" {
-			return "."
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
 		}
-		return ""
-	})
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		switch name := s[i+2 : i+j]; name {
+		case "/":
+			b.WriteByte(filepath.Separator)
+		case "java.home":
+			b.WriteByte('.')
+		}
+		s = s[i+j+1:]
+	}
 }
 
 // parseDisabled splits a disabledAlgorithms value into entries, expanding "include <property>".
@@ -189,6 +224,9 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 			if expanding[rest] {
 				return nil, nil, perr(text, "the property includes itself")
 			}
+			if rest != DisabledNamedCurvesKey {
+				warns = append(warns, fmt.Sprintf("%s:%d: %s entry %q: the JDK accepts include only for %s and would refuse this line; tlsfleet expands it", prop.File, prop.Line, prop.Key, text, DisabledNamedCurvesKey))
+			}
 			inc, ok := all.Get(rest)
 			if !ok {
 				warns = append(warns, fmt.Sprintf("%s:%d: %s entry %q: property %s is not defined; the entry has no effect", prop.File, prop.Line, prop.Key, text, rest))
@@ -204,8 +242,15 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 			warns = append(warns, w...)
 			continue
 		}
-		// "DH keySize<1024" and "DH keySize < 1024" are both written in the wild; only the name must be
-		// followed by white space.
+		if strings.EqualFold(name, "X9.62") && rest != "" && !strings.ContainsAny(rest, " &") {
+			// A multi-word curve name from jdk.disabled.namedCurves ("X9.62 c2tnb191v1"): a curve Go
+			// never offers, kept whole so that reports name it.
+			e.Algorithm, e.upper = text, strings.ToUpper(text)
+			out = append(out, e)
+			continue
+		}
+		// The JDK needs white space between the name and its constraints, and around a keySize operator
+		// ("DH keySize < 1024"); tlsfleet also reads "DH keySize<1024", with a warning.
 		if i := strings.IndexAny(name, "<>=!"); i >= 0 {
 			return nil, nil, perr(text, "expected an algorithm name followed by a space and a constraint, e.g. DH keySize < 1024")
 		}
@@ -222,23 +267,31 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 				switch {
 				case keySizeRE.MatchString(c):
 					m := keySizeRE.FindStringSubmatch(c)
+					if f := strings.Fields(c); len(f) != 3 {
+						warns = append(warns, fmt.Sprintf("%s:%d: %s entry %q: a JDK refuses %q (it needs spaces, as in \"keySize %s %s\"); tlsfleet reads it that way", prop.File, prop.Line, prop.Key, text, c, m[1], m[2]))
+					}
 					bits, err := strconv.Atoi(m[2])
 					if err != nil || bits > 1<<20 {
 						return nil, nil, perr(text, "key size out of range")
 					}
 					e.KeySize = append(e.KeySize, KeySizeConstraint{Op: m[1], Bits: bits})
-				case c == "jdkCA":
+				case strings.EqualFold(c, "jdkCA"):
+					if e.JDKCA {
+						return nil, nil, perr(text, "jdkCA may appear once per entry")
+					}
 					e.JDKCA = true
 				case denyAfterRE.MatchString(c):
+					if e.DenyAfter != "" {
+						return nil, nil, perr(text, "denyAfter may appear once per entry")
+					}
 					e.DenyAfter = denyAfterRE.FindStringSubmatch(c)[1]
 				case usageRE.MatchString(c):
-					e.Usage = strings.Fields(usageRE.FindStringSubmatch(c)[1])
-					for _, u := range e.Usage {
-						switch u {
-						case "TLSServer", "TLSClient", "SignedJAR", "HandshakeSignature", "CertificateSignature":
-						default:
-							return nil, nil, perr(text, fmt.Sprintf("unknown usage %q: expected TLSServer, TLSClient, SignedJAR, HandshakeSignature or CertificateSignature", u))
+					for _, u := range strings.Fields(usageRE.FindStringSubmatch(c)[1]) {
+						i := slices.IndexFunc(usageNames, func(n string) bool { return strings.EqualFold(n, u) })
+						if i < 0 {
+							return nil, nil, perr(text, fmt.Sprintf("unknown usage %q: expected %s", u, strings.Join(usageNames, ", ")))
 						}
+						e.Usage = append(e.Usage, usageNames[i])
 					}
 				default:
 					return nil, nil, perr(text, fmt.Sprintf("constraint %q is not one of: keySize <op> <bits> (op: < <= == != >= >), jdkCA, denyAfter YYYY-MM-DD, usage <type>...; join constraints with &", c)+nonASCIIHint(c))

@@ -41,13 +41,29 @@ func TestParseJavaSecurity(t *testing.T) {
 		{name: "JDK 25 wildcard and usage", in: "jdk.tls.disabledAlgorithms=TLS_RSA_*, rsa_pkcs1_sha1 usage HandshakeSignature, RSA keySize < 2048 & denyAfter 2030-01-01\n",
 			want: []string{"TLS_RSA_*", "rsa_pkcs1_sha1 usage HandshakeSignature", "RSA keySize < 2048 & denyAfter 2030-01-01"}},
 		{name: "quoted value and unspaced operator", in: "jdk.tls.disabledAlgorithms=\"EC keySize<224, RSA keySize <=1023\"\n",
-			want: []string{"EC keySize<224", "RSA keySize <=1023"}},
+			want: []string{"EC keySize<224", "RSA keySize <=1023"},
+			check: func(t *testing.T, js *JavaSecurity) {
+				if len(js.Warnings) != 2 || !strings.Contains(js.Warnings[0], `a JDK refuses "keySize<224" (it needs spaces, as in "keySize < 224")`) {
+					t.Errorf("warnings = %q, want one per unspaced keySize", js.Warnings)
+				}
+			}},
+		{name: "JDK 17 curve list with multi-word names", in: "jdk.disabled.namedCurves = secp112r1, X9.62 c2tnb191v1, X9.62 prime239v3\njdk.tls.disabledAlgorithms=TLSv1, include jdk.disabled.namedCurves\n",
+			want: []string{"TLSv1", "secp112r1", "X9.62 c2tnb191v1", "X9.62 prime239v3"}},
+		{name: "jdkCA and usage in any case", in: "jdk.tls.disabledAlgorithms=SHA1 JDKCA & usage tlsserver\n",
+			want: []string{"SHA1 JDKCA & usage tlsserver"},
+			check: func(t *testing.T, js *JavaSecurity) {
+				if e := js.Disabled[0]; !e.JDKCA || len(e.Usage) != 1 || e.Usage[0] != "TLSServer" {
+					t.Errorf("entry parsed as %+v", e)
+				}
+			}},
+		{name: "jdkCA twice", in: "jdk.tls.disabledAlgorithms=SHA1 jdkCA & jdkCA\n", wantErr: "jdkCA may appear once per entry"},
+		{name: "denyAfter twice", in: "jdk.tls.disabledAlgorithms=SHA1 denyAfter 2020-01-01 & denyAfter 2021-01-01\n", wantErr: "denyAfter may appear once per entry"},
 		{name: "include property", in: "jdk.disabled.namedCurves=secp112r1, x25519\njdk.tls.disabledAlgorithms=TLSv1, include jdk.disabled.namedCurves\n",
 			want: []string{"TLSv1", "secp112r1", "x25519"}},
 		{name: "include of undefined property warns", in: "jdk.tls.disabledAlgorithms=TLSv1, include jdk.nothing\n",
 			want: []string{"TLSv1"},
 			check: func(t *testing.T, js *JavaSecurity) {
-				if len(js.Warnings) != 1 || !strings.Contains(js.Warnings[0], "jdk.nothing is not defined") {
+				if len(js.Warnings) != 2 || !strings.Contains(js.Warnings[0], "the JDK accepts include only for jdk.disabled.namedCurves") || !strings.Contains(js.Warnings[1], "jdk.nothing is not defined") {
 					t.Errorf("warnings = %q", js.Warnings)
 				}
 			}},
@@ -111,8 +127,25 @@ func TestJavaSecurityIncludeFiles(t *testing.T) {
 
 	write("loop.security", "include loop2.security\n")
 	write("loop2.security", "include loop.security\n")
-	if _, err := LoadJavaSecurity(filepath.Join(dir, "loop.security")); err == nil || !strings.Contains(err.Error(), "included more than once") {
+	if _, err := LoadJavaSecurity(filepath.Join(dir, "loop.security")); err == nil || !strings.Contains(err.Error(), "the file includes itself") {
 		t.Errorf("include loop: %v", err)
+	}
+	// The same file included twice, not from inside itself, is no loop.
+	write("curves.security", "jdk.disabled.namedCurves=secp112r1\n")
+	write("diamond.security", "include curves.security\ninclude curves.security\njdk.tls.disabledAlgorithms=include jdk.disabled.namedCurves\n")
+	if js, err := LoadJavaSecurity(filepath.Join(dir, "diamond.security")); err != nil || strings.Join(entryTexts(js), ",") != "secp112r1" {
+		t.Errorf("diamond include: %v", err)
+	}
+	// ${/} is the file separator; $name without braces is literal.
+	write("a$b.security", "jdk.tls.disabledAlgorithms=TLSv1\n")
+	write("sep.security", "include ${java.home}${/}a$b.security\n")
+	if js, err := LoadJavaSecurity(filepath.Join(dir, "sep.security")); err != nil || strings.Join(entryTexts(js), ",") != "TLSv1" {
+		t.Errorf("include with ${/}: %v", err)
+	}
+	big := strings.Repeat("#", MaxFileSize+1)
+	write("big.security", big)
+	if _, err := LoadJavaSecurity(filepath.Join(dir, "big.security")); err == nil || !strings.Contains(err.Error(), "configuration files are limited to") {
+		t.Errorf("oversized file: %v", err)
 	}
 	write("missing.security", "x=1\ninclude nowhere.security\n")
 	_, err = LoadJavaSecurity(filepath.Join(dir, "missing.security"))
