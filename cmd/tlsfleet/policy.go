@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"tlsfleet/internal/tlspolicy"
 )
@@ -33,7 +34,7 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var rep tlspolicy.Report
+	rep := tlspolicy.Report{Warnings: tlspolicy.GODEBUGWarnings(os.Getenv("GODEBUG"))}
 	for _, l := range listeners {
 		rep.Ports = append(rep.Ports, tlspolicy.NewPortReport(tlspolicy.Explain(l, layers)))
 	}

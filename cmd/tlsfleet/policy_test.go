@@ -16,6 +16,7 @@ func TestPolicyCommand(t *testing.T) {
 		name     string
 		args     []string
 		wantCode string // "" success, "usage", "error"
+		godebug  string
 	}{
 		{name: "new-install", args: []string{"policy", "--dir", "testdata/new-install"}},
 		{name: "new-install-json", args: []string{"policy", "--dir", "testdata/new-install", "--json"}},
@@ -26,11 +27,16 @@ func TestPolicyCommand(t *testing.T) {
 		{name: "gui-undo-4119", args: []string{"policy", "--dir", "testdata/gui-undo", "--port", "4119"}},
 		{name: "bad-java", args: []string{"policy", "--dir", "testdata/bad-java"}, wantCode: "error"},
 		{name: "bad-conf", args: []string{"policy", "--dir", "testdata/bad-conf"}, wantCode: "error"},
+		{name: "missing-dir", args: []string{"policy", "--dir", "testdata/does-not-exist"}, wantCode: "error"},
 		{name: "bad-port", args: []string{"policy", "--dir", "testdata/new-install", "--port", "443"}, wantCode: "usage"},
 		{name: "no-command", args: nil, wantCode: "usage"},
+		{name: "godebug", args: []string{"policy", "--dir", "testdata/new-install", "--port", "4120"}, godebug: "http2client=0,tlsrsakex=1, tlssha1=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.godebug != "" {
+				t.Setenv("GODEBUG", tt.godebug)
+			}
 			var stdout, stderr bytes.Buffer
 			err := run(t.Context(), tt.args, &stdout, &stderr)
 			got := stdout.String()

@@ -305,7 +305,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 			p.CertError = fmt.Sprintf("the listener's certificate key (%s) is forbidden by java.security entry %q (%s): no handshake can complete; issue a certificate with a stronger key", p.Cert, e.Text, where(e.File, e.Line))
 			note(i, "forbids this listener's certificate key")
 		}
-		if p.Cert.SignatureAlgorithm != "" && e.forbidsCertSignature(p.Cert.SignatureAlgorithm) {
+		if p.Cert.SignatureAlgorithm != "" && e.forbidsCertSignature(p.Cert.SignatureAlgorithm, "TLSServer") {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("the listener's certificate is signed with %s, which java.security entry %q forbids: clients applying the same rule will reject it", p.Cert.SignatureAlgorithm, e.Text))
 			note(i, "flags this listener's certificate signature")
 		}
@@ -451,12 +451,17 @@ func Explain(l Listener, layers Layers) *Explanation {
 	}
 	slices.SortFunc(p.TLS13Suites, func(a, b uint16) int { return slices.Index(tls13Order, a) - slices.Index(tls13Order, b) })
 
+	// Hybrid and ML-KEM groups exist only in TLS 1.3: without it they are not offered.
+	if !p.Allows(TLSv1_3) {
+		p.Groups = slices.DeleteFunc(p.Groups, func(id tls.CurveID) bool { g, _ := GroupByID(id); return g.PostQuantum })
+	}
+
 	// 6. Rules for peer certificates (mutual TLS), and what each entry did.
 	for i, e := range javaEntries {
 		if fams, ok := keyAlgorithmAliases[strings.ToUpper(e.Algorithm)]; ok && fams[0] != "DH" && fams[0] != "XDH" && (len(e.KeySize) > 0 || !e.Constrained()) {
 			p.PeerRules = append(p.PeerRules, e)
 			note(i, "applied to peer certificates on mutual-TLS ports")
-		} else if isSignatureName(e.Algorithm) {
+		} else if isSignatureName(e.Algorithm) && (!e.Constrained() || usageOnly(e, "CertificateSignature", "TLSClient")) {
 			p.PeerRules = append(p.PeerRules, e)
 			note(i, "applied to certificate signatures of peers on mutual-TLS ports")
 		}

@@ -134,13 +134,13 @@ func TestEffective(t *testing.T) {
 		},
 		{
 			name: "a partly filled Settings keeps the other defaults", listener: Listener{4122, RoleRelay},
-			layers: func(t *testing.T) Layers { return Layers{Settings: Settings{StrongCiphers: true}, Cert: rsaCertInfo} },
+			layers:   func(t *testing.T) Layers { return Layers{Settings: Settings{StrongCiphers: true}, Cert: rsaCertInfo} },
 			versions: "TLSv1.2,TLSv1.3",
 			removed:  [][3]string{{"TLSv1.1", LayerSettings, SettingRelayMinimum + "=TLSv1.2"}},
 		},
 		{
 			name: "an invalid minimum falls back to the default with a warning", listener: Listener{4118, RoleAgent},
-			layers: func(t *testing.T) Layers { return Layers{Settings: Settings{AgentMinimum: SSLv3}, Cert: rsaCertInfo} },
+			layers:   func(t *testing.T) Layers { return Layers{Settings: Settings{AgentMinimum: SSLv3}, Cert: rsaCertInfo} },
 			versions: "TLSv1.2,TLSv1.3",
 			warning:  SettingAgentMinimum + ": SSLv3 is not a version tlsfleet serves",
 		},

@@ -57,7 +57,8 @@ const fallbackSCSV = 0x5600
 
 // Evaluate predicts what a listener serving policy p does with a ClientHello, following Go's server
 // handshake rules (version by server preference, suites in Go's fixed order, group and signature checks).
-// It must agree with the real listener: tests compare both with real clients.
+// It must agree with the real listener: tests compare both with real clients. It assumes Go's default
+// GODEBUG settings; GODEBUGWarnings names the ones that would break that assumption.
 func Evaluate(p *Policy, hello *tls.ClientHelloInfo) Decision {
 	reject := func(alert, format string, args ...any) Decision {
 		return Decision{Reason: fmt.Sprintf(format, args...), Alert: alert}

@@ -223,10 +223,11 @@ func isSignatureName(name string) bool {
 	return strings.HasPrefix(n, "RSA_PKCS1_") || strings.HasPrefix(n, "ECDSA_") || strings.HasPrefix(n, "DSA_") || strings.HasPrefix(n, "RSA_PSS_")
 }
 
-// forbidsCertSignature reports whether the entry disables a certificate signature algorithm, given as Go's
+// forbidsCertSignature reports whether the entry disables a certificate signature algorithm in a chain of the
+// given kind ("TLSServer" for the listener's own chain, "TLSClient" for a mutual-TLS peer's), given as Go's
 // x509.SignatureAlgorithm.String() ("SHA1-RSA", "SHA256-RSA", "ECDSA-SHA1", "MD5-RSA").
-func (e DisabledEntry) forbidsCertSignature(goName string) bool {
-	if e.Constrained() && !usageOnly(e, "CertificateSignature", "TLSServer", "TLSClient") {
+func (e DisabledEntry) forbidsCertSignature(goName, chain string) bool {
+	if e.Constrained() && !usageOnly(e, "CertificateSignature", chain) {
 		return false
 	}
 	hash, alg := splitGoSigName(goName)

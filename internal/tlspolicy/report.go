@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -21,6 +23,11 @@ const (
 // is an error naming the file and line.
 func LoadDir(dir string) (Layers, error) {
 	l := Layers{Settings: DefaultSettings()}
+	if st, err := os.Stat(dir); err != nil {
+		return Layers{}, fmt.Errorf("install folder: %w", err)
+	} else if !st.IsDir() {
+		return Layers{}, fmt.Errorf("install folder %s is not a folder", dir)
+	}
 	js, err := LoadJavaSecurity(filepath.Join(dir, JavaSecurityFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -38,6 +45,25 @@ func LoadDir(dir string) (Layers, error) {
 		l.Config = cp
 	}
 	return l, nil
+}
+
+// godebugKnobs are the GODEBUG settings that change what crypto/tls negotiates even with the explicit
+// versions, suites and groups the policy engine sets, and so make Evaluate's predictions (which assume
+// Go's defaults) wrong. Knobs that only change Go's defaults (tlsrsakex, tls3des, tlsmlkem, tls10server)
+// do not matter here.
+var godebugKnobs = []string{"tlssha1", "fips140", "tlsmaxrsasize"}
+
+// GODEBUGWarnings names the GODEBUG settings in godebug (the environment variable's value) that change
+// crypto/tls's behaviour away from what the policy engine predicts.
+func GODEBUGWarnings(godebug string) []string {
+	var out []string
+	for _, kv := range strings.Split(godebug, ",") {
+		k, _, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		if slices.Contains(godebugKnobs, k) {
+			out = append(out, fmt.Sprintf("GODEBUG sets %s: crypto/tls then negotiates differently from Go's defaults, which this report and the audit predictions assume", strings.TrimSpace(kv)))
+		}
+	}
+	return out
 }
 
 // PortReport is the JSON form of one listener's explanation.
@@ -58,7 +84,9 @@ type PortReport struct {
 
 // Report is the JSON document `tlsfleet policy --json` prints.
 type Report struct {
-	Ports []PortReport `json:"ports"`
+	// Warnings concern the whole process (its GODEBUG settings), not one port.
+	Warnings []string     `json:"warnings,omitempty"`
+	Ports    []PortReport `json:"ports"`
 }
 
 // NewPortReport turns an explanation into its report form.
@@ -98,6 +126,12 @@ func (r Report) WriteJSON(w io.Writer) error {
 // WriteText writes the report for people.
 func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, warning := range r.Warnings {
+		fmt.Fprintf(tw, "warning: %s\n", warning)
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(tw)
+	}
 	for i, p := range r.Ports {
 		if i > 0 {
 			fmt.Fprintln(tw)

@@ -251,7 +251,7 @@ func checkPeerChain(rules []DisabledEntry, peer []*x509.Certificate, chains [][]
 			if e.forbidsKey(fam, bits) {
 				return fmt.Errorf("peer certificate %q has a %s %d key, which java.security entry %q forbids", c.Subject.CommonName, fam, bits, e.Text)
 			}
-			if e.forbidsCertSignature(c.SignatureAlgorithm.String()) {
+			if e.forbidsCertSignature(c.SignatureAlgorithm.String(), "TLSClient") {
 				return fmt.Errorf("peer certificate %q is signed with %s, which java.security entry %q forbids", c.Subject.CommonName, c.SignatureAlgorithm, e.Text)
 			}
 		}
