@@ -302,3 +302,17 @@ func TestEffectiveIsDeterministic(t *testing.T) {
 		t.Fatal("two calls disagree")
 	}
 }
+
+// Only entries that can reach a TLS client's chain become peer rules on mutual-TLS ports.
+func TestPeerRulesFollowUsage(t *testing.T) {
+	js := mustJava(t, "jdk.tls.disabledAlgorithms=SHA1withRSA usage TLSServer, MD5withRSA usage TLSClient, rsa_pkcs1_sha1 usage HandshakeSignature, SHA224withRSA usage CertificateSignature, RSA keySize < 2048, DH keySize < 2048\n")
+	p := Effective(Listener{4120, RoleAgentChannel}, Layers{JavaSecurity: js})
+	var got []string
+	for _, e := range p.PeerRules {
+		got = append(got, e.Text)
+	}
+	want := "MD5withRSA usage TLSClient|SHA224withRSA usage CertificateSignature|RSA keySize < 2048"
+	if strings.Join(got, "|") != want {
+		t.Errorf("peer rules = %q\nwant %q", strings.Join(got, "|"), want)
+	}
+}
