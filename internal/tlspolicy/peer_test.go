@@ -1,6 +1,7 @@
 package tlspolicy
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"strings"
@@ -8,15 +9,34 @@ import (
 	"time"
 )
 
-// On a mutual-TLS port, java.security's key-size and signature rules apply to the peer's chain.
-func TestPeerCertificateRules(t *testing.T) {
-	caKey := newKey(t, "EC", 256)
-	ca, _ := issue(t, "fleet CA", caKey, nil, nil, true, x509.ExtKeyUsageAny)
+// fleetPKI is a small CA with a server certificate, for mutual-TLS tests.
+type fleetPKI struct {
+	ca     *x509.Certificate
+	caKey  crypto.Signer
+	pool   *x509.CertPool
+	server tls.Certificate
+}
+
+func newFleetPKI(t *testing.T) fleetPKI {
+	k := newKey(t, "EC", 256)
+	ca, _ := issue(t, "fleet CA", k, nil, nil, true, x509.ExtKeyUsageAny)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	_, serverCert := issue(t, "localhost", newKey(t, "EC", 256), ca, caKey, false, x509.ExtKeyUsageServerAuth)
-	_, weakAgent := issue(t, "agent-weak", newKey(t, "RSA", 1024), ca, caKey, false, x509.ExtKeyUsageClientAuth)
-	_, goodAgent := issue(t, "agent-good", newKey(t, "RSA", 2048), ca, caKey, false, x509.ExtKeyUsageClientAuth)
+	_, server := issue(t, "localhost", newKey(t, "EC", 256), ca, k, false, x509.ExtKeyUsageServerAuth)
+	return fleetPKI{ca: ca, caKey: k, pool: pool, server: server}
+}
+
+// agent issues a client certificate with a key of the given kind.
+func (f fleetPKI) agent(t *testing.T, cn, alg string, bits int) tls.Certificate {
+	_, c := issue(t, cn, newKey(t, alg, bits), f.ca, f.caKey, false, x509.ExtKeyUsageClientAuth)
+	return c
+}
+
+// On a mutual-TLS port, java.security's key-size and signature rules apply to the peer's chain.
+func TestPeerCertificateRules(t *testing.T) {
+	pki := newFleetPKI(t)
+	pool, serverCert := pki.pool, pki.server
+	weakAgent, goodAgent := pki.agent(t, "agent-weak", "RSA", 1024), pki.agent(t, "agent-good", "RSA", 2048)
 
 	js := mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, RSA keySize < 2048, MD5withRSA\n")
 	ci, _ := CertInfoOf(serverCert)
@@ -57,12 +77,8 @@ func TestPeerCertificateRules(t *testing.T) {
 // A resumed session is held to the rules in force: a policy change invalidates the tickets issued under
 // the old one, and the peer rules run on resumption too.
 func TestResumptionFollowsPolicyChanges(t *testing.T) {
-	caKey := newKey(t, "EC", 256)
-	ca, _ := issue(t, "fleet CA", caKey, nil, nil, true, x509.ExtKeyUsageAny)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	_, serverCert := issue(t, "localhost", newKey(t, "EC", 256), ca, caKey, false, x509.ExtKeyUsageServerAuth)
-	_, agent := issue(t, "agent", newKey(t, "RSA", 2048), ca, caKey, false, x509.ExtKeyUsageClientAuth)
+	pki := newFleetPKI(t)
+	pool, serverCert, agent := pki.pool, pki.server, pki.agent(t, "agent", "RSA", 2048)
 	ci, _ := CertInfoOf(serverCert)
 	policy := func(java string) *Policy {
 		return Effective(Listener{4120, RoleAgentChannel}, Layers{JavaSecurity: mustJava(t, java), Cert: ci})

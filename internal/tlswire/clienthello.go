@@ -137,13 +137,7 @@ func (h *ClientHello) extensions() []Extension {
 		exts = append(exts, Extension{ExtStatusRequest, []byte{1, 0, 0, 0, 0}})
 	}
 	if h.Groups != nil {
-		exts = append(exts, Extension{ExtSupportedGroups, build(func(b *cryptobyte.Builder) {
-			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-				for _, g := range h.Groups {
-					b.AddUint16(g)
-				}
-			})
-		})})
+		exts = append(exts, Extension{ExtSupportedGroups, uint16List(h.Groups)})
 	}
 	if h.PointFormats != nil {
 		exts = append(exts, Extension{ExtECPointFormats, build(func(b *cryptobyte.Builder) {
@@ -151,13 +145,7 @@ func (h *ClientHello) extensions() []Extension {
 		})})
 	}
 	if h.SignatureAlgorithms != nil {
-		exts = append(exts, Extension{ExtSignatureAlgorithms, build(func(b *cryptobyte.Builder) {
-			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-				for _, s := range h.SignatureAlgorithms {
-					b.AddUint16(s)
-				}
-			})
-		})})
+		exts = append(exts, Extension{ExtSignatureAlgorithms, uint16List(h.SignatureAlgorithms)})
 	}
 	if h.ALPN != nil {
 		exts = append(exts, Extension{ExtALPN, build(func(b *cryptobyte.Builder) {
@@ -201,4 +189,15 @@ func (h *ClientHello) extensions() []Extension {
 		exts = append(exts, Extension{ExtRenegotiationInfo, []byte{0}})
 	}
 	return exts
+}
+
+// uint16List encodes a list of 16-bit values with a 16-bit length prefix.
+func uint16List(vs []uint16) []byte {
+	return build(func(b *cryptobyte.Builder) {
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			for _, v := range vs {
+				b.AddUint16(v)
+			}
+		})
+	})
 }
