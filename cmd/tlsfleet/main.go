@@ -1,5 +1,6 @@
 // Command tlsfleet is the fleet's one binary: `tlsfleet policy` explains the TLS policy of a Manager's
-// install folder; the Manager, agent and scanner subcommands join it as they are built.
+// install folder, `tlsfleet scan` enumerates what a TLS server accepts; the Manager and agent
+// subcommands join them as they are built.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 // errUsage marks errors that are the caller's fault; main exits 2 for them.
@@ -26,6 +28,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "tlsfleet:", err)
 		}
 		os.Exit(2)
+	case errors.Is(err, errFindings):
+		fmt.Fprintln(os.Stderr, "tlsfleet scan:", strings.TrimPrefix(err.Error(), errFindings.Error()+":\n  "))
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "tlsfleet:", err)
 		os.Exit(1)
@@ -36,6 +41,7 @@ const usage = `tlsfleet — a TLS-enforcing security-fleet control plane
 
 Usage:
   tlsfleet policy --dir DIR [--port N] [--json]   effective TLS policy of a Manager install folder
+  tlsfleet scan [flags] HOST:PORT...              enumerate versions, suites, groups (like nmap ssl-enum-ciphers)
   tlsfleet version                                print the version
 `
 
@@ -50,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "policy":
 		return runPolicy(ctx, args[1:], stdout, stderr)
+	case "scan":
+		return runScan(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlsfleet", version)
 		return nil

@@ -35,6 +35,7 @@ type CertKey struct {
 	Bits      int
 	Curve     string // for ec: secp256r1, secp384r1, secp521r1
 	Signature string // x509.SignatureAlgorithm.String(), e.g. SHA256-RSA, SHA1-RSA, MD5-RSA
+	Exponent  int    // rsa: the public exponent
 }
 
 // ParseCertKey describes a DER certificate's key. A certificate Go's x509 cannot parse is reported with
@@ -47,7 +48,7 @@ func ParseCertKey(der []byte) (CertKey, error) {
 	k := CertKey{Signature: c.SignatureAlgorithm.String()}
 	switch pub := c.PublicKey.(type) {
 	case *rsa.PublicKey:
-		k.Type, k.Bits = "rsa", pub.N.BitLen()
+		k.Type, k.Bits, k.Exponent = "rsa", pub.N.BitLen(), pub.E
 	case *ecdsa.PublicKey:
 		k.Type, k.Bits = "ec", pub.Curve.Params().BitSize
 		k.Curve = map[string]string{"P-224": "secp224r1", "P-256": "secp256r1", "P-384": "secp384r1", "P-521": "secp521r1"}[pub.Curve.Params().Name]

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"tlsfleet/internal/scan"
+)
+
+// errFindings marks a scan that ran but found what the caller asked to fail on (or could not scan a
+// target): exit status 1 with the report printed.
+var errFindings = errors.New("scan findings")
+
+func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tlsfleet scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s := scan.New()
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.StringVar(&s.SNI, "sni", "", "server name to send (default: the host name of each target, none for IP addresses)")
+	fs.DurationVar(&s.Timeout, "timeout", s.Timeout, "time allowed for each probe (connect, STARTTLS and the server's first flight)")
+	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "connections open at once to each target")
+	requireMin := fs.String("require-min", "", "exit 1, naming it, when a target accepts a version older than this (e.g. TLSv1.2)")
+	fs.StringVar(&s.StartTLS, "starttls", "", "speak this protocol before TLS on every probe: "+strings.Join(scan.StartTLS, "|"))
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: tlsfleet scan [--json] [--sni NAME] [--timeout D] [--concurrency N] [--require-min TLSv1.2] [--starttls PROTO] HOST:PORT...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	targets := fs.Args()
+	if len(targets) == 0 {
+		return fmt.Errorf("%w: name at least one target, e.g. tlsfleet scan 127.0.0.1:4119", errUsage)
+	}
+	if s.StartTLS != "" && !slices.Contains(scan.StartTLS, s.StartTLS) {
+		return fmt.Errorf("%w: --starttls %q: use one of %s", errUsage, s.StartTLS, strings.Join(scan.StartTLS, ", "))
+	}
+	if s.Timeout <= 0 || s.Concurrency < 1 {
+		return fmt.Errorf("%w: --timeout must be positive and --concurrency at least 1", errUsage)
+	}
+	var minVersion uint16
+	if *requireMin != "" {
+		v, err := scan.ParseVersion(*requireMin)
+		if err != nil {
+			return fmt.Errorf("%w: --require-min: %v", errUsage, err)
+		}
+		minVersion = v
+	}
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		start := time.Now()
+		s.Progress = func(done, total int, probes int64) {
+			fmt.Fprintf(f, "\r[%-20s] %d/%d targets, %d connections, %.1fs", strings.Repeat("#", 20*done/total), done, total, probes, time.Since(start).Seconds())
+			if done == total {
+				fmt.Fprintln(f)
+			}
+		}
+	}
+	res := s.Scan(ctx, targets)
+	var err error
+	if *asJSON {
+		err = res.WriteJSON(stdout)
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, t := range res.Targets {
+		if t.Error != "" {
+			problems = append(problems, t.Error)
+			continue
+		}
+		if minVersion == 0 {
+			continue
+		}
+		for _, p := range t.Protocols {
+			if v, _ := scan.ParseVersion(p.Version); v < minVersion {
+				problems = append(problems, fmt.Sprintf("%s accepts %s, older than --require-min %s", t.Target, p.Version, scan.VersionName(minVersion)))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w:\n  %s", errFindings, strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
