@@ -5,6 +5,9 @@ set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nmap >/dev/null 2>&1 || need+=(nmap)
+command -v sslscan >/dev/null 2>&1 || need+=(sslscan) # reference scanner for the scan benchmark
+# PostgreSQL server binaries (a STARTTLS target for the scanner tests); Debian keeps them off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v gcc >/dev/null 2>&1 || need+=(gcc) # the race detector needs cgo
 
@@ -22,4 +25,5 @@ fi
 command -v go >/dev/null 2>&1 || { echo "test-deps: Go is not on PATH (expected /usr/local/go/bin/go, Go 1.26)" >&2; exit 1; }
 go mod download
 go mod download -modfile=tools/go.mod
-echo "test-deps: openssl $(openssl version | cut -d' ' -f2), $(nmap --version | head -1), $(go version | cut -d' ' -f3)"
+pg=$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -1)
+echo "test-deps: openssl $(openssl version | cut -d' ' -f2), $(nmap --version | head -1), sslscan $(sslscan --version | sed 's/\x1b\[[0-9;]*m//g' | awk 'NF{print $1; exit}'), $("$pg" --version), $(go version | cut -d' ' -f3)"

@@ -242,7 +242,9 @@ func classify(err error) probeResult {
 		return probeResult{kind: failBroken, err: err}
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
 		return probeResult{kind: failTimeout, err: errors.New("timed out waiting for the server")}
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return probeResult{kind: failBroken, err: fmt.Errorf("server closed the connection in the middle of a TLS message (%v)", err)}
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return probeResult{kind: failClosed, err: errors.New("server closed the connection without an alert")}
 	}
 	return probeResult{kind: failClosed, err: err}

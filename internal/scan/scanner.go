@@ -135,14 +135,8 @@ func (s *Scanner) scanTarget(ctx context.Context, addr string, total *atomic.Int
 	}
 	wg.Wait()
 
-	unreachable := true
-	for _, vs := range scans {
-		if vs.fail != failRefused && vs.fail != failPreamble {
-			unreachable = false
-		}
-	}
-	if unreachable {
-		tr.Error = fmt.Sprintf("%s: %v", addr, scans[len(scans)-1].err)
+	if err := noTLSError(scans); err != "" {
+		tr.Error = fmt.Sprintf("%s: %s", addr, err)
 		tr.Probes = int(t.probes.Load())
 		tr.ElapsedMS = time.Since(start).Milliseconds()
 		return tr
@@ -192,6 +186,27 @@ func (s *Scanner) scanTarget(ctx context.Context, addr string, total *atomic.Int
 	tr.Probes = int(t.probes.Load())
 	tr.ElapsedMS = time.Since(start).Milliseconds()
 	return tr
+}
+
+// noTLSError explains a target where no version got an answer at all, when every version failed the
+// same way; "" when some version was accepted or refused in proper TLS.
+func noTLSError(scans []*versionScan) string {
+	kind := scans[0].fail
+	for _, vs := range scans {
+		if vs.accepted() || vs.fail != kind {
+			return ""
+		}
+	}
+	err := scans[len(scans)-1].err
+	switch kind {
+	case failRefused, failPreamble, failNotTLS, failBroken:
+		return err.Error()
+	case failTimeout:
+		return "no answer to any ClientHello before the timeout (is it a TLS port? does it need --starttls?)"
+	case failClosed:
+		return "the server closed every connection without a TLS answer (is it a TLS port? does it need --starttls?)"
+	}
+	return ""
 }
 
 // fetchCertificate completes one TLS 1.3 handshake (the certificate is encrypted there) to read the
@@ -413,16 +428,12 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 	if len(vs.suites) == 0 {
 		vs.fail, vs.err = first.kind, first.err
 		switch {
-		case first.hello != nil:
-			vs.note = ""
-		case first.alert != nil || first.kind == failNone:
-		case first.kind == failRefused || first.kind == failPreamble:
-			vs.note = first.err.Error()
+		case vs.note != "" || first.hello != nil || first.alert != nil || first.kind == failNone:
+			// refused cleanly (an alert, or a ServerHello for another version), or noted already
+		case first.kind == failClosed || first.kind == failTimeout:
+			// a server that hangs up on (or ignores) an unsupported version is common: not worth a line
 		default:
 			vs.note = fmt.Sprintf("no answer (%s: %v)", first.kind, first.err)
-		}
-		if first.kind == failClosed || first.kind == failTimeout {
-			vs.note = "" // a server that hangs up on an unsupported version is common; not worth a line
 		}
 		return vs
 	}

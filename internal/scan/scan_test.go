@@ -1,0 +1,135 @@
+package scan
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"tlsfleet/internal/testtarget"
+)
+
+// scanOne scans one target address with the defaults (and its STARTTLS protocol).
+func scanOne(t *testing.T, addr, starttls string) TargetResult {
+	t.Helper()
+	s := New()
+	s.StartTLS = starttls
+	s.Timeout = 5 * time.Second
+	res := s.Scan(t.Context(), []string{addr})
+	return res.Targets[0]
+}
+
+func versionsOf(tr TargetResult) []string {
+	var out []string
+	for _, p := range tr.Protocols {
+		out = append(out, p.Version)
+	}
+	return out
+}
+
+func suitesOf(p ProtocolResult) []string {
+	var out []string
+	for _, c := range p.Ciphers {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// TestScanMatchesTruthAndNmap scans every kind of real target and checks that the versions and suites
+// equal the server's configured truth and that versions, suites, order, kex, grades, warnings,
+// compressors and least strength equal what real nmap says about the same server.
+func TestScanMatchesTruthAndNmap(t *testing.T) {
+	testtarget.RequireTool(t, "nmap")
+	type start func(testing.TB) *testtarget.Target
+	targets := []struct {
+		name  string
+		start start
+	}{
+		{"modern", testtarget.Modern},
+		{"legacy", testtarget.Legacy},
+		{"ecdsa", testtarget.ECDSA},
+		{"dhe1024", testtarget.DHE1024},
+		{"tls13only", testtarget.TLS13Only},
+		{"go-rc4-3des", testtarget.GoLegacy},
+		{"fake-sslv3", testtarget.FakeSSLv3},
+		{"postgres", func(t testing.TB) *testtarget.Target { return testtarget.Postgres(t, testtarget.PostgresConfig{}) }},
+	}
+	for _, tc := range targets {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tg := tc.start(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			got := scanOne(t, tg.Addr, tg.StartTLS)
+			if got.Error != "" {
+				t.Fatalf("scan error: %s", got.Error)
+			}
+			nm, err := tg.Nmap(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := versionsOf(got); !slices.Equal(v, tg.Versions) || !slices.Equal(v, nm.Versions()) {
+				t.Errorf("versions: scan %v, truth %v, nmap %v", v, tg.Versions, nm.Versions())
+			}
+			for _, p := range got.Protocols {
+				want := tg.Suites[p.Version]
+				if s := suitesOf(p); !slices.Equal(sorted(s), sorted(want)) {
+					t.Errorf("%s suites differ from the truth:\n scan  %v\n truth %v", p.Version, sorted(s), sorted(want))
+				}
+				np := nm.Protocols[p.Version]
+				if np == nil {
+					continue
+				}
+				var nmNames []string
+				for _, c := range np.Ciphers {
+					nmNames = append(nmNames, testtarget.NmapToIANA(c.Name))
+				}
+				if s := suitesOf(p); !slices.Equal(s, nmNames) {
+					t.Errorf("%s suites (in order) differ from nmap's:\n scan %v\n nmap %v", p.Version, s, nmNames)
+				}
+				if p.CipherPreference != np.CipherPreference {
+					t.Errorf("%s cipher preference: scan %q, nmap %q", p.Version, p.CipherPreference, np.CipherPreference)
+				}
+				for _, c := range np.Ciphers {
+					name := testtarget.NmapToIANA(c.Name)
+					i := slices.IndexFunc(p.Ciphers, func(x Cipher) bool { return x.Name == name })
+					if i < 0 {
+						continue
+					}
+					if g := p.Ciphers[i]; g.Kex != c.KexInfo || g.Grade != c.Strength {
+						t.Errorf("%s %s: scan (%s) - %s, nmap (%s) - %s", p.Version, name, g.Kex, g.Grade, c.KexInfo, c.Strength)
+					}
+				}
+				if !slices.Equal(p.Warnings, sorted(np.Warnings)) {
+					t.Errorf("%s warnings:\n scan %q\n nmap %q", p.Version, p.Warnings, np.Warnings)
+				}
+				if !slices.Equal(p.Compressors, np.Compressors) {
+					t.Errorf("%s compressors: scan %v, nmap %v", p.Version, p.Compressors, np.Compressors)
+				}
+			}
+			if got.LeastStrength != nm.LeastStrength {
+				t.Errorf("least strength: scan %s, nmap %s", got.LeastStrength, nm.LeastStrength)
+			}
+			if tg.ServerOrder {
+				for _, p := range got.Protocols {
+					if p.CipherPreference != "server" && len(p.Ciphers) > 1 {
+						t.Errorf("%s: server order expected, got %q", p.Version, p.CipherPreference)
+					}
+				}
+			}
+			t.Logf("%s scan: %d connections, %d ms; nmap: %s", tc.name, got.Probes, got.ElapsedMS, nm.Elapsed.Round(time.Millisecond))
+			if t.Failed() {
+				var b strings.Builder
+				(&Result{Targets: []TargetResult{got}}).WriteText(&b)
+				t.Logf("scan output:\n%s\nnmap output:\n%s", b.String(), nm.Output)
+			}
+		})
+	}
+}
