@@ -77,3 +77,57 @@ func FuzzClientHello(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCertificates parses arbitrary Certificate bodies and the keys of what it finds.
+func FuzzParseCertificates(f *testing.F) {
+	f.Add([]byte{0, 0, 0})
+	f.Add([]byte{0, 0, 4, 0, 0, 1, 0x30})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		certs, err := ParseCertificates(body)
+		if err != nil {
+			return
+		}
+		total := 3
+		for _, c := range certs {
+			if len(c) == 0 {
+				t.Fatal("empty certificate accepted")
+			}
+			total += 3 + len(c)
+			if k, err := ParseCertKey(c); err == nil && k.Type == "" {
+				t.Fatal("parsed key without a type")
+			}
+		}
+		if total != len(body) {
+			t.Fatalf("certificates cover %d of %d bytes", total, len(body))
+		}
+	})
+}
+
+// FuzzParseServerKeyExchange parses arbitrary ServerKeyExchange bodies for each family.
+func FuzzParseServerKeyExchange(f *testing.F) {
+	f.Add([]byte{3, 0, 23, 1, 4}, "ECDHE")
+	f.Add([]byte{0, 1, 0xff, 0, 1, 2, 0, 1, 5}, "DHE")
+	f.Add([]byte{0, 1, 0xff, 0, 1, 3}, "RSA")
+	f.Fuzz(func(t *testing.T, body []byte, family string) {
+		kx, err := ParseServerKeyExchange(body, family)
+		if err != nil {
+			return
+		}
+		if kx.Kind == "dh" && (len(kx.Prime) == 0 || kx.Bits <= 0) {
+			t.Fatalf("DH parameters without a prime: %+v", kx)
+		}
+	})
+}
+
+// FuzzParseAlert parses arbitrary alert records.
+func FuzzParseAlert(f *testing.F) {
+	f.Add([]byte{2, 40})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ParseAlert(b)
+		if err == nil && len(b) < 2 {
+			t.Fatalf("alert of %d bytes accepted: %v", len(b), a)
+		}
+		_ = a.String()
+	})
+}
