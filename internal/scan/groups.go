@@ -39,10 +39,18 @@ var fallbackCurves = []uint16{29, 30, 23, 24, 25, 26, 27, 28}
 //
 // It needs only one accepted suite that uses a group (any TLS 1.3 suite, an ECDHE suite before), so the
 // scan starts it as soon as the suite enumeration has found one, and both run side by side.
-func (t *target) enumerateGroups(ctx context.Context, v uint16, suite uint16, cert *certInfo) []uint16 {
+//
+// seed is the group the suite's own probe used (0 if unknown): the server picked it from nmap's list, so
+// it is known to be accepted and is not asked for again. (The order of the groups found is then the
+// server's, except that the seed, its favourite among nmap's groups, comes first.)
+func (t *target) enumerateGroups(ctx context.Context, v uint16, suite uint16, cert *certInfo, seed uint16) []uint16 {
 	suites := []uint16{suite}
 	offer := groupCandidates(v)
 	var found []uint16
+	if seed != 0 && slices.Contains(offer, seed) {
+		found = append(found, seed)
+		offer = slices.DeleteFunc(offer, func(x uint16) bool { return x == seed })
+	}
 	pick := func(groups []uint16) uint16 {
 		r := t.probe(ctx, t.hello(v, suites, groups, nil), v < tls.VersionTLS13)
 		if r.hello == nil || r.version() != v || r.kx == nil || !slices.Contains(groups, r.kx.group) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,3 +209,47 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// A server that drops long ClientHellos (some old load balancers do) is enumerated in nmap-sized chunks.
+func TestLongHelloIntolerance(t *testing.T) {
+	backend := testtarget.GoLegacy(t)
+	front := serveRaw(t, func(c net.Conn) {
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		n := int(hdr[3])<<8 | int(hdr[4])
+		if n > 300 {
+			return // hang up without a word
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c, body); err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", backend.Addr)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		up.Write(append(hdr[:], body...))
+		go io.Copy(up, c)
+		io.Copy(c, up)
+	})
+	tr := scanOne(t, front, "")
+	if tr.Error != "" {
+		t.Fatal(tr.Error)
+	}
+	for _, v := range backend.Versions {
+		i := slices.IndexFunc(tr.Protocols, func(p ProtocolResult) bool { return p.Version == v })
+		if i < 0 {
+			t.Errorf("%s not found", v)
+			continue
+		}
+		if got := sorted(suitesOf(tr.Protocols[i])); !slices.Equal(got, sorted(backend.Suites[v])) {
+			t.Errorf("%s: suites %v, want %v", v, got, sorted(backend.Suites[v]))
+		}
+	}
+	if !slices.ContainsFunc(tr.Notes, func(n string) bool { return strings.Contains(n, "refuses long ClientHellos") }) {
+		t.Errorf("notes = %q, want one about long hellos", tr.Notes)
+	}
+}

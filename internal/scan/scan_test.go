@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"crypto/tls"
 	"slices"
 	"strings"
 	"testing"
@@ -67,13 +68,18 @@ func TestScanMatchesTruthAndNmap(t *testing.T) {
 			tg := tc.start(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
-			got := scanOne(t, tg.Addr, tg.StartTLS)
+			// Each scanner goes through its own counting relay, so connections can be compared.
+			ours, theirs := testtarget.Proxy(t, tg), testtarget.Proxy(t, tg)
+			got := scanOne(t, ours.Addr, tg.StartTLS)
 			if got.Error != "" {
 				t.Fatalf("scan error: %s", got.Error)
 			}
-			nm, err := tg.Nmap(ctx)
+			nm, err := theirs.Nmap(ctx)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if n := ours.Connections(); n != int64(got.Probes) || n > theirs.Connections() {
+				t.Errorf("connections: scan reports %d, relay counted %d, nmap made %d (the scan must not make more)", got.Probes, n, theirs.Connections())
 			}
 			if v := versionsOf(got); !slices.Equal(v, tg.Versions) || !slices.Equal(v, nm.Versions()) {
 				t.Errorf("versions: scan %v, truth %v, nmap %v", v, tg.Versions, nm.Versions())
@@ -124,11 +130,47 @@ func TestScanMatchesTruthAndNmap(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s scan: %d connections, %d ms; nmap: %s", tc.name, got.Probes, got.ElapsedMS, nm.Elapsed.Round(time.Millisecond))
+			t.Logf("%s scan: %d connections, %d ms; nmap: %d connections, %s", tc.name, got.Probes, got.ElapsedMS, theirs.Connections(), nm.Elapsed.Round(time.Millisecond))
 			if t.Failed() {
 				var b strings.Builder
 				(&Result{Targets: []TargetResult{got}}).WriteText(&b)
 				t.Logf("scan output:\n%s\nnmap output:\n%s", b.String(), nm.Output)
+			}
+		})
+	}
+}
+
+// Groups are enumerated per version, post-quantum hybrids included (nmap cannot see them).
+func TestGroups(t *testing.T) {
+	cert := testtarget.NewCert(t, testtarget.ECDSAP256).TLS
+	pq := testtarget.GoServer(t, "go-pq", &tls.Config{Certificates: []tls.Certificate{cert},
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.X25519, tls.CurveP384}})
+	tests := []struct {
+		name string
+		addr string
+		want map[string]string // group -> versions
+	}{
+		{"go with hybrids", pq.Addr, map[string]string{"X25519MLKEM768": "TLSv1.3", "SecP256r1MLKEM768": "TLSv1.3", "x25519": "TLSv1.2,TLSv1.3", "secp384r1": "TLSv1.2,TLSv1.3"}},
+		{"openssl modern", testtarget.Modern(t).Addr, map[string]string{"x25519": "TLSv1.2,TLSv1.3", "secp256r1": "TLSv1.2,TLSv1.3", "x448": "TLSv1.2,TLSv1.3",
+			"secp521r1": "TLSv1.2,TLSv1.3", "secp384r1": "TLSv1.2,TLSv1.3", "ffdhe2048": "TLSv1.3", "ffdhe3072": "TLSv1.3", "ffdhe4096": "TLSv1.3", "ffdhe6144": "TLSv1.3", "ffdhe8192": "TLSv1.3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := scanOne(t, tt.addr, "")
+			got := map[string]string{}
+			for _, g := range tr.Groups {
+				got[g.Name] = strings.Join(g.Versions, ",")
+				if strings.Contains(g.Name, "MLKEM") != g.PostQuantum {
+					t.Errorf("%s: post_quantum = %v", g.Name, g.PostQuantum)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("groups = %v\nwant %v", got, tt.want)
+			}
+			for g, v := range tt.want {
+				if got[g] != v {
+					t.Errorf("group %s: versions %q, want %q", g, got[g], v)
+				}
 			}
 		})
 	}

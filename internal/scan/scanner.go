@@ -356,8 +356,45 @@ func (t *target) hello(v uint16, suites, groups []uint16, compression []byte) *t
 	return ch
 }
 
-// chunkSize is the hello size nmap uses for servers that cannot take a long list of suites.
+// chunkSize is the most suites nmap offers at once to servers that cannot take a long list of suites.
 const chunkSize = 64
+
+// commonness ranks suites for the first short hello to a server that refuses long ones: the key
+// exchanges and ciphers real servers use come first.
+func commonness(id uint16) int {
+	s, ok := tlspolicy.SuiteByID(id)
+	if !ok || s.Export {
+		return 0
+	}
+	n := 0
+	switch s.KeyExchange {
+	case "ECDHE", "RSA":
+		n += 4
+	case "DHE":
+		n += 3
+	}
+	switch s.Auth {
+	case "RSA", "ECDSA":
+		n += 2
+	}
+	switch s.CipherFamily {
+	case "AES", "CHACHA20":
+		n += 3
+	case "3DES", "RC4", "CAMELLIA":
+		n += 2
+	}
+	return n
+}
+
+// chunkSize returns how many suites fit in a hello of at most 255 bytes (as nmap computes it), between 8
+// and 64.
+func (t *target) chunkSize(v uint16, groups []uint16) int {
+	b, err := t.hello(v, nil, groups, nil).Marshal()
+	if err != nil {
+		return chunkSize
+	}
+	return max(8, min(chunkSize, (255-len(b))/2))
+}
 
 // scanVersion enumerates one version: suites by offering everything and removing what the server picks
 // (so a server that uses its own order reveals that order), then preference, compressors and groups.
@@ -381,7 +418,11 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 		vs.suites = append(vs.suites, acceptedSuite{suite: s, cert: r.cert, kx: r.kx})
 		if !groupsStarted && v >= tls.VersionTLS12 && (v == tls.VersionTLS13 || s.KeyExchange == "ECDHE") {
 			groupsStarted = true
-			go func() { groupsDone <- t.enumerateGroups(ctx, v, id, r.cert) }()
+			var seed uint16
+			if r.kx != nil {
+				seed = r.kx.group
+			}
+			go func() { groupsDone <- t.enumerateGroups(ctx, v, id, r.cert, seed) }()
 		}
 		if vs.cert == nil && r.cert != nil {
 			vs.cert = r.cert
@@ -389,20 +430,41 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 		remaining = slices.DeleteFunc(remaining, func(x uint16) bool { return x == id })
 		return true
 	}
+	// Before TLS 1.3, once the version has answered, the hellos also offer DEFLATE and LZS compression
+	// (NULL last), so that the picks reveal compression support without probes of their own. A server
+	// that fails the first such hello is asked again without them, and never offered them again.
+	var compression []byte
+	compressionOK := false
+	compressionSeen := map[uint8]bool{0: true}
+	ask := func(offer []uint16) probeResult {
+		r := t.probe(ctx, t.hello(v, offer, groups, compression), true)
+		if r.hello == nil && compression != nil && !compressionOK {
+			compression = nil
+			r = t.probe(ctx, t.hello(v, offer, groups, nil), true)
+		}
+		if r.hello != nil && compression != nil {
+			compressionOK = true
+			compressionSeen[r.hello.Compression] = true
+		}
+		return r
+	}
 	// enumerate runs the remove-the-pick loop over one offer list.
 	enumerate := func(offer []uint16) (probeResult, bool) {
 		offer = slices.Clone(offer)
 		for len(offer) > 0 && ctx.Err() == nil {
-			r := t.probe(ctx, t.hello(v, offer, groups, nil), true)
+			r := ask(offer)
 			if r.hello == nil && r.kind == failClosed && len(vs.suites) > 0 {
 				// A silent close in the middle may be a server shedding load: ask once more.
-				r = t.probe(ctx, t.hello(v, offer, groups, nil), true)
+				r = ask(offer)
 			}
 			if r.hello == nil || r.version() != v {
 				return r, true
 			}
 			if !take(offer, r) {
 				return r, false
+			}
+			if v < tls.VersionTLS13 && compression == nil && !compressionOK && len(vs.suites) == 1 {
+				compression = []byte{1, 64, 0}
 			}
 			offer = slices.DeleteFunc(offer, func(x uint16) bool { return x == r.hello.CipherSuite })
 		}
@@ -412,14 +474,22 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 	first, ok := enumerate(all)
 	if ok && len(vs.suites) == 0 && first.hello == nil && len(all) > chunkSize && (first.kind == failClosed || first.kind == failTimeout || first.kind == failBroken) {
 		// No answer to the long hello: maybe a server that cannot take one. Try nmap-sized hellos.
+		// Like nmap, keep each hello under 256 bytes (some servers fail between 256 and 511).
+		// The first short hello carries the common suites: if even that fails, the version is simply not
+		// accepted, and a disabled version still costs one probe more, not one per chunk.
 		chunked = true
-		for c := range slices.Chunk(slices.Clone(remaining), chunkSize) {
-			if _, ok := enumerate(c); !ok {
+		groups = nmapGroups
+		size := t.chunkSize(v, groups)
+		ordered := slices.Clone(remaining)
+		slices.SortStableFunc(ordered, func(a, b uint16) int { return commonness(b) - commonness(a) })
+		for i, c := range slices.Collect(slices.Chunk(ordered, size)) {
+			before := len(vs.suites)
+			if _, ok := enumerate(c); !ok || i == 0 && len(vs.suites) == before {
 				break
 			}
 		}
 		if len(vs.suites) > 0 {
-			vs.note = "the server refuses long ClientHellos; suites were enumerated in chunks of 64"
+			vs.note = fmt.Sprintf("the server refuses long ClientHellos; suites were enumerated %d at a time", size)
 		}
 	}
 	if groupsStarted {
@@ -438,30 +508,41 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 		return vs
 	}
 
+	if v < tls.VersionTLS13 {
+		for c := range compressionSeen {
+			vs.compressors = append(vs.compressors, compressorName(c))
+		}
+		sort.Strings(vs.compressors)
+		if !compressionOK {
+			// Only one suite was accepted, so no hello offered compression yet: one probe does it.
+			t.compressors(ctx, vs, []uint16{vs.suites[0].suite.ID}, groups, []byte{1, 64, 0})
+		} else if len(compressionSeen) > 1 {
+			// A method besides NULL was picked: look for the others.
+			var rest []byte
+			for _, c := range []byte{1, 64} {
+				if !compressionSeen[c] {
+					rest = append(rest, c)
+				}
+			}
+			t.compressors(ctx, vs, []uint16{vs.suites[0].suite.ID}, groups, append(rest, 0))
+		}
+	}
 	t.preference(ctx, vs, groups, chunked)
 	return vs
 }
 
-// preference decides whether the server picks suites by its own order or the client's: one hello offers
-// the accepted suites in the reverse of the order the server picked them. A server that follows its own
-// order picks the same first suite again; one that follows the client picks the last. For versions
-// before TLS 1.3 the same hello offers DEFLATE and LZS compression.
+// preference decides whether the server picks suites by its own order or the client's. Picks that left
+// the offer order already prove the server's own order; otherwise one hello offers the accepted suites in
+// the reverse of the order the server picked them: a server that follows its own order picks the same
+// first suite again, one that follows the client picks the last.
 func (t *target) preference(ctx context.Context, vs *versionScan, groups []uint16, chunked bool) {
 	v := vs.version
-	var compression []byte
-	if v < tls.VersionTLS13 {
-		compression = []byte{1, 64, 0}
-		vs.compressors = []string{"NULL"} // every accepted probe offered only NULL
-	}
 	ids := make([]uint16, len(vs.suites))
 	for i, a := range vs.suites {
 		ids[len(ids)-1-i] = a.suite.ID
 	}
 	if len(ids) < 2 {
 		vs.preference, vs.prefErr = "indeterminate", "Too few ciphers supported"
-		if compression != nil {
-			t.compressors(ctx, vs, ids, groups, compression)
-		}
 		return
 	}
 	if chunked {
@@ -475,26 +556,37 @@ func (t *target) preference(ctx context.Context, vs *versionScan, groups []uint1
 				ids[len(ids)-1-i] = a.suite.ID
 			}
 		}
+	} else if !followsOfferOrder(v, vs.suites) {
+		// The server once picked a suite while one it accepts, offered earlier, was still on the list:
+		// it uses its own order, and no probe is needed to know it.
+		vs.preference = "server"
+		return
 	}
-	r := t.probe(ctx, t.hello(v, ids, groups, compression), false)
-	if r.hello == nil && compression != nil {
-		compression = nil
-		r = t.probe(ctx, t.hello(v, ids, groups, nil), false)
-	}
+	r := t.probe(ctx, t.hello(v, ids, groups, nil), false)
 	if r.hello == nil {
 		vs.preference, vs.prefErr = "", fmt.Sprintf("Error when comparing the server's picks: %s", describe(r))
 		return
 	}
-	switch r.hello.CipherSuite {
-	case vs.suites[0].suite.ID:
+	if r.hello.CipherSuite == vs.suites[0].suite.ID {
 		vs.preference = "server"
-	default:
+	} else {
 		vs.preference = "client"
 	}
-	if c := r.hello.Compression; compression != nil && c != 0 {
-		vs.compressors = append(vs.compressors, compressorName(c))
-		t.compressors(ctx, vs, ids, groups, slices.DeleteFunc(compression, func(b byte) bool { return b == c }))
+}
+
+// followsOfferOrder reports whether the picks came in the order the enumeration hellos listed the suites,
+// as they do from a server that follows the client's order.
+func followsOfferOrder(v uint16, picks []acceptedSuite) bool {
+	order := candidates(v)
+	last := -1
+	for _, a := range picks {
+		i := slices.Index(order, a.suite.ID)
+		if i < last {
+			return false
+		}
+		last = i
 	}
+	return true
 }
 
 // order returns the server's picks when offered ids again and again, each pick removed.

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"tlsfleet/internal/testtarget"
+)
+
+func TestScanCommand(t *testing.T) {
+	legacy := testtarget.GoLegacy(t)
+	sslv3 := testtarget.FakeSSLv3(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantErr  error  // errUsage, errFindings or nil
+		wantText string // substring of the error (or of stdout when no error)
+		golden   string // compare stdout with testdata/golden/NAME.txt, the target address replaced
+	}{
+		{name: "no targets", args: []string{"scan"}, wantErr: errUsage, wantText: "name at least one target"},
+		{name: "bad starttls", args: []string{"scan", "--starttls", "pop3", legacy.Addr}, wantErr: errUsage, wantText: `--starttls "pop3": use one of postgres, smtp, imap, ftp, ldap`},
+		{name: "bad require-min", args: []string{"scan", "--require-min", "TLSv9", legacy.Addr}, wantErr: errUsage, wantText: "--require-min"},
+		{name: "bad flag", args: []string{"scan", "--fast", legacy.Addr}, wantErr: errUsage},
+		{name: "require-min violated", args: []string{"scan", "--require-min", "TLSv1.2", legacy.Addr}, wantErr: errFindings,
+			wantText: legacy.Addr + " accepts TLSv1.0, older than --require-min TLSv1.2"},
+		{name: "require-min met", args: []string{"scan", "--require-min", "TLSv1", legacy.Addr}, wantText: "TLSv1.0:"},
+		{name: "unreachable target", args: []string{"scan", "--timeout", "1s", "127.0.0.1:1"}, wantErr: errFindings, wantText: "connection refused"},
+		{name: "sslv3 text", args: []string{"scan", sslv3.Addr}, golden: "scan-sslv3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tt.args, &stdout, &stderr)
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("error: %v", err)
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			text := stdout.String()
+			if err != nil {
+				text = err.Error()
+			}
+			if !strings.Contains(text, tt.wantText) {
+				t.Errorf("output %q does not contain %q", text, tt.wantText)
+			}
+			if tt.golden != "" {
+				got := strings.ReplaceAll(stdout.String(), sslv3.Addr, "TARGET")
+				checkGolden(t, tt.golden, got)
+			}
+		})
+	}
+}
+
+func TestScanJSON(t *testing.T) {
+	tg := testtarget.Modern(t)
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"scan", "--json", tg.Addr, "127.0.0.1:1"}, &stdout, &stderr); !errors.Is(err, errFindings) {
+		t.Fatalf("error = %v, want the unreachable target reported", err)
+	}
+	var res struct {
+		Targets []struct {
+			Target    string `json:"target"`
+			Error     string `json:"error"`
+			Protocols []struct {
+				Version          string `json:"version"`
+				CipherPreference string `json:"cipher_preference"`
+				Ciphers          []struct{ Name, Kex, Grade string }
+				Warnings         []string `json:"warnings"`
+			} `json:"protocols"`
+			LeastStrength string `json:"least_strength"`
+			Groups        []struct {
+				Name     string   `json:"name"`
+				Versions []string `json:"versions"`
+			} `json:"groups"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if len(res.Targets) != 2 || res.Targets[0].Target != tg.Addr || res.Targets[1].Error == "" {
+		t.Fatalf("targets = %+v", res.Targets)
+	}
+	m := res.Targets[0]
+	if len(m.Protocols) != 2 || m.Protocols[0].Version != "TLSv1.2" || m.Protocols[1].Version != "TLSv1.3" || m.LeastStrength != "A" || len(m.Groups) == 0 {
+		t.Errorf("modern target: %+v", m)
+	}
+	for _, p := range m.Protocols {
+		for _, c := range p.Ciphers {
+			if c.Name == "" || c.Kex == "" || c.Grade != "A" {
+				t.Errorf("%s cipher %+v", p.Version, c)
+			}
+		}
+	}
+}
+
+// checkGolden compares got with testdata/golden/name.txt (go test -update rewrites it).
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", "golden", name+".txt")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run go test -update after checking):\n--- got ---\n%s\n--- want ---\n%s", golden, got, want)
+	}
+}
