@@ -189,6 +189,9 @@ func readFlight(rd *tlswire.Reader, ch *tlswire.ClientHello, details bool) probe
 			}
 			r.kx = skxKex(r.hello.CipherSuite, m.Body)
 		case tlswire.TypeServerHelloDone:
+			if r.hello == nil {
+				return probeResult{kind: failBroken, err: errors.New("ServerHelloDone before ServerHello")}
+			}
 			return r
 		default:
 			if r.hello == nil {
