@@ -108,19 +108,11 @@ func (t *target) probeOnce(ctx context.Context, ch *tlswire.ClientHello, details
 	t.probes.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, t.s.Timeout)
 	defer cancel()
-	conn, err := t.dial(ctx)
+	conn, kind, err := t.connect(ctx)
 	if err != nil {
-		return probeResult{kind: failRefused, err: err}
+		return probeResult{kind: kind, err: err}
 	}
 	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	if err := t.s.preamble(conn, t); err != nil {
-		return probeResult{kind: failPreamble, err: err}
-	}
 	rec, err := ch.Marshal()
 	if err != nil {
 		return probeResult{kind: failBroken, err: err}
@@ -253,7 +245,21 @@ func classify(err error) probeResult {
 	return probeResult{kind: failClosed, err: err}
 }
 
-func (t *target) dial(ctx context.Context) (net.Conn, error) {
+// connect dials the target within ctx (whose deadline, and cancellation, also bound the connection) and
+// speaks the STARTTLS preamble.
+func (t *target) connect(ctx context.Context) (net.Conn, failKind, error) {
 	var d net.Dialer
-	return d.DialContext(ctx, "tcp", t.addr)
+	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, failRefused, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	if err := t.s.preamble(conn, t); err != nil {
+		conn.Close()
+		return nil, failPreamble, err
+	}
+	return conn, failNone, nil
 }

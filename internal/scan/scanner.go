@@ -220,17 +220,11 @@ func (t *target) fetchCertificate(ctx context.Context) *certInfo {
 	t.probes.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, t.s.Timeout)
 	defer cancel()
-	conn, err := t.dial(ctx)
+	conn, _, err := t.connect(ctx)
 	if err != nil {
 		return nil
 	}
 	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	if err := t.s.preamble(conn, t); err != nil {
-		return nil
-	}
 	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: t.sni, MinVersion: tls.VersionTLS13}) // #nosec G402 -- the scanner reads the certificate, it trusts nothing
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil

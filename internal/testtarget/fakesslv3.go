@@ -42,7 +42,7 @@ const (
 func FakeSSLv3(t testing.TB) *Target {
 	t.Helper()
 	cert := NewCert(t, RSA2048)
-	ln := listen(t)
+	ln := Listen(t)
 	tg := &Target{
 		Name:        "fakesslv3",
 		Addr:        ln.Addr().String(),

@@ -53,7 +53,7 @@ func GoLegacy(t testing.TB) *Target {
 // open connection and waits for their goroutines.
 func GoServer(t testing.TB, name string, cfg *tls.Config) *Target {
 	t.Helper()
-	ln := listen(t)
+	ln := Listen(t)
 	tg := &Target{Name: name, Addr: ln.Addr().String(), conns: new(atomic.Int64)}
 	serve(t, ln, tg.conns, func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))

@@ -13,7 +13,7 @@ import (
 // of tg with the relay's address and the name tg.Name+"+proxy"; the truth is tg's.
 func Proxy(t testing.TB, tg *Target) *Target {
 	t.Helper()
-	ln := listen(t)
+	ln := Listen(t)
 	p := *tg
 	p.Name, p.Addr, p.conns = tg.Name+"+proxy", ln.Addr().String(), new(atomic.Int64)
 	serve(t, ln, p.conns, func(c net.Conn) {

@@ -125,8 +125,8 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// listen listens on a free loopback port until the test ends.
-func listen(t testing.TB) net.Listener {
+// Listen listens on a free loopback port until the test ends.
+func Listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

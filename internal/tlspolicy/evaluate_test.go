@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tlsfleet/internal/testtarget"
 )
 
 var (
@@ -147,7 +148,7 @@ func TestEvaluateAgreesWithGoClients(t *testing.T) {
 			ci, _ := CertInfoOf(pc.cert)
 			pc.layers.Cert = ci
 			p := Effective(Listener{4119, RoleConsole}, pc.layers)
-			ln := loopback(t)
+			ln := testtarget.Listen(t)
 			var pred Decision
 			srv, err := NewServer(p, ServerOptions{Certificate: pc.cert, Observer: func(_ *tls.ClientHelloInfo, d Decision) { pred = d }})
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tlsfleet/internal/testtarget"
 )
 
 // handshakeResult is what the real Go listener did with one connection.
@@ -40,7 +41,7 @@ func startListener(t *testing.T, p *Policy, cert tls.Certificate) *testListener 
 		t.Fatal(err)
 	}
 	tl.srv = srv
-	ln := loopback(t)
+	ln := testtarget.Listen(t)
 	tl.ln = ln
 	cfg := srv.TLSConfig()
 	go func() {
@@ -102,7 +103,7 @@ func (tl *testListener) sClient(t *testing.T, args ...string) handshakeResult {
 const legacy = "@SECLEVEL=0"
 
 func TestHandshakesMatchEvaluate(t *testing.T) {
-	requireTool(t, "openssl")
+	testtarget.RequireTool(t, "openssl")
 	rsaCert := selfSigned(t, "RSA", 2048)
 	ecCert := selfSigned(t, "EC", 256)
 	rsa1024 := selfSigned(t, "RSA", 1024)
@@ -327,7 +328,7 @@ func outcome(r handshakeResult) string {
 // TestUpdateTakesEffectWithoutRestart swaps the policy of a running listener and checks that the next
 // handshake follows the new one.
 func TestUpdateTakesEffectWithoutRestart(t *testing.T) {
-	requireTool(t, "openssl")
+	testtarget.RequireTool(t, "openssl")
 	cert := selfSigned(t, "RSA", 2048)
 	ci, _ := CertInfoOf(cert)
 	enforce, _ := ParseJavaSecurity("java.security", []byte("jdk.tls.disabledAlgorithms=SSLv3, TLSv1, TLSv1.1\n"), nil)

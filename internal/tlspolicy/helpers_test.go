@@ -11,26 +11,10 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 )
-
-// requireTool skips a test when a tool is missing, except under CI, where a missing tool is a failure
-// (scripts/test-deps.sh installs it).
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; run scripts/test-deps.sh", name)
-		}
-		t.Skipf("%s is not installed; run scripts/test-deps.sh", name)
-	}
-	return p
-}
 
 // newKey makes an ECDSA (bits 256/384) or RSA key.
 func newKey(t testing.TB, alg string, bits int) crypto.Signer {
@@ -104,15 +88,4 @@ func wantError(t *testing.T, err error, want string) bool {
 		t.Fatal(err)
 	}
 	return false
-}
-
-// loopback listens on a free loopback port for the length of the test.
-func loopback(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
 }

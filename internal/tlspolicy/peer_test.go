@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tlsfleet/internal/testtarget"
 )
 
 // fleetPKI is a small CA with a server certificate, for mutual-TLS tests.
@@ -48,7 +49,7 @@ func TestPeerCertificateRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := loopback(t)
+	ln := testtarget.Listen(t)
 	tests := []struct {
 		name    string
 		cert    tls.Certificate
@@ -87,7 +88,7 @@ func TestResumptionFollowsPolicyChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := loopback(t)
+	ln := testtarget.Listen(t)
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			cache := tls.NewLRUClientSessionCache(4)
@@ -136,7 +137,7 @@ func TestALPNFollowsTheSuite(t *testing.T) {
 	cert := selfSigned(t, "EC", 256)
 	ci, _ := CertInfoOf(cert)
 	cbcOnly := Effective(Listener{4119, RoleConsole}, Layers{Cert: ci, Config: mustConf(t, "protocols=TLSv1.2\nciphers=ECDHE-ECDSA-AES128-SHA,ECDHE-ECDSA-AES128-GCM-SHA256\n")})
-	ln := loopback(t)
+	ln := testtarget.Listen(t)
 	tests := []struct {
 		name    string
 		policy  *Policy
