@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"syscall"
@@ -87,12 +88,17 @@ func (r *probeResult) version() uint16 {
 func (t *target) probe(ctx context.Context, ch *tlswire.ClientHello, details bool) probeResult {
 	for attempt := 0; ; attempt++ {
 		r := t.probeOnce(ctx, ch, details)
-		if r.kind != failRefused || attempt >= t.s.Retries || ctx.Err() != nil {
+		// A refused connection, or one closed without a word, may be a server shedding load: from then
+		// on the target's probes go one at a time, and this one is asked again after a backoff (with
+		// jitter, so that probes already under way do not collide again).
+		if r.kind != failRefused && r.kind != failClosed || attempt >= t.s.Retries || ctx.Err() != nil {
 			return r
 		}
-		// A refused connection may be a server that throttles: back off and try again.
+		t.throttled.Store(true)
+		d := time.Duration(50<<(2*attempt)) * time.Millisecond
+		d = d/2 + rand.N(d)
 		select {
-		case <-time.After(time.Duration(100<<(2*attempt)) * time.Millisecond):
+		case <-time.After(d):
 		case <-ctx.Done():
 			return r
 		}
@@ -105,6 +111,10 @@ func (t *target) probeOnce(ctx context.Context, ch *tlswire.ClientHello, details
 		return probeResult{kind: failTimeout, err: err}
 	}
 	defer release()
+	if t.throttled.Load() {
+		t.serial.Lock()
+		defer t.serial.Unlock()
+	}
 	t.probes.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, t.s.Timeout)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,5 +252,90 @@ func TestLongHelloIntolerance(t *testing.T) {
 	}
 	if !slices.ContainsFunc(tr.Notes, func(n string) bool { return strings.Contains(n, "refuses long ClientHellos") }) {
 		t.Errorf("notes = %q, want one about long hellos", tr.Notes)
+	}
+}
+
+// A server that drops every connection beyond one at a time (and every fifth one besides) is scanned
+// to the same result as without the throttling: drops are retried, never taken for refusals.
+func TestThrottlingServer(t *testing.T) {
+	backend := testtarget.GoLegacy(t)
+	var mu sync.Mutex
+	active, seen := 0, 0
+	front := serveRaw(t, func(c net.Conn) {
+		mu.Lock()
+		seen++
+		drop := active > 0 || seen%5 == 0
+		if !drop {
+			active++
+		}
+		mu.Unlock()
+		if drop {
+			return
+		}
+		defer func() { mu.Lock(); active--; mu.Unlock() }()
+		up, err := net.Dial("tcp", backend.Addr)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		go func() { io.Copy(up, c); up.Close() }() // the scanner hung up: let the backend go too
+		io.Copy(c, up)
+	})
+	tr := scanOne(t, front, "")
+	if tr.Error != "" {
+		t.Fatal(tr.Error)
+	}
+	if v := versionsOf(tr); !slices.Equal(v, backend.Versions) {
+		t.Fatalf("versions %v, want %v; notes %q; %d probes", v, backend.Versions, tr.Notes, tr.Probes)
+	}
+	for _, p := range tr.Protocols {
+		if got := suitesOf(p); !slices.Equal(got, backend.Suites[p.Version]) || p.CipherPreference != "server" {
+			t.Errorf("%s: %s order %v, want server order %v", p.Version, p.CipherPreference, got, backend.Suites[p.Version])
+		}
+	}
+}
+
+// Two ports of one host share its connection budget. The relays count a connection as open only
+// between reading its hello and answering it, when the scanner surely holds it open.
+func TestConcurrencyPerHost(t *testing.T) {
+	backend := testtarget.GoLegacy(t)
+	var mu sync.Mutex
+	waiting, peak := 0, 0
+	relay := func(c net.Conn) {
+		var hdr [5]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		hello := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+		if _, err := io.ReadFull(c, hello); err != nil {
+			return
+		}
+		mu.Lock()
+		waiting++
+		peak = max(peak, waiting)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		waiting--
+		mu.Unlock()
+		up, err := net.Dial("tcp", backend.Addr)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		up.Write(append(hdr[:], hello...))
+		go func() { io.Copy(up, c); up.Close() }()
+		io.Copy(c, up)
+	}
+	s := New()
+	s.Concurrency = 2
+	res := s.Scan(t.Context(), []string{serveRaw(t, relay), serveRaw(t, relay)})
+	for _, tr := range res.Targets {
+		if tr.Error != "" || len(tr.Protocols) != 3 {
+			t.Errorf("%s: %s %v", tr.Target, tr.Error, versionsOf(tr))
+		}
+	}
+	if peak != 2 {
+		t.Errorf("%d connections were open at once to one host, want 2 (the limit, reached)", peak)
 	}
 }

@@ -20,13 +20,15 @@ import (
 type Scanner struct {
 	// Timeout bounds each probe: connecting, the STARTTLS preamble and reading the server's first flight.
 	Timeout time.Duration
-	// Concurrency is the number of connections open at once to one target (a polite default: 4).
+	// Concurrency is the number of connections open at once to one host, whatever its number of
+	// targets (a polite default: 4).
 	Concurrency int
 	// SNI is sent as server_name; empty means the target's host name when it is not an IP address.
 	SNI string
 	// StartTLS is the plaintext protocol spoken before each hello: "", postgres, smtp, imap, ftp, ldap.
 	StartTLS string
-	// Retries is how often a refused connection is retried, with backoff.
+	// Retries is how often a refused connection, or one closed without an answer, is retried, with
+	// backoff.
 	Retries int
 	// Progress, if set, is called after every probe with the totals so far.
 	Progress func(done, targets int, probes int64)
@@ -34,7 +36,7 @@ type Scanner struct {
 
 // New returns a Scanner with the defaults.
 func New() *Scanner {
-	return &Scanner{Timeout: 5 * time.Second, Concurrency: 4, Retries: 2}
+	return &Scanner{Timeout: 5 * time.Second, Concurrency: 4, Retries: 3}
 }
 
 // versions probed, oldest first, with nmap's names.
@@ -74,6 +76,10 @@ type target struct {
 	sni    string
 	sem    chan struct{}
 	probes atomic.Int64
+	// throttled is set once the server refused or dropped a connection; from then on serial keeps its
+	// probes one at a time.
+	throttled atomic.Bool
+	serial    sync.Mutex
 }
 
 func (t *target) acquire(ctx context.Context) (func(), error) {
@@ -93,11 +99,20 @@ func (s *Scanner) Scan(ctx context.Context, addrs []string) *Result {
 	var wg sync.WaitGroup
 	var done atomic.Int32
 	var probes atomic.Int64
+	// Targets on one host share its connection budget: scanning many ports of a server stays polite.
+	hosts := map[string]chan struct{}{}
+	for _, a := range addrs {
+		h, _, _ := net.SplitHostPort(a)
+		if hosts[h] == nil {
+			hosts[h] = make(chan struct{}, max(1, s.Concurrency))
+		}
+	}
 	for i, a := range addrs {
+		h, _, _ := net.SplitHostPort(a)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res.Targets[i] = s.scanTarget(ctx, a, &probes)
+			res.Targets[i] = s.scanTarget(ctx, a, hosts[h], &probes)
 			if s.Progress != nil {
 				s.Progress(int(done.Add(1)), len(addrs), probes.Load())
 			}
@@ -107,7 +122,7 @@ func (s *Scanner) Scan(ctx context.Context, addrs []string) *Result {
 	return res
 }
 
-func (s *Scanner) scanTarget(ctx context.Context, addr string, total *atomic.Int64) TargetResult {
+func (s *Scanner) scanTarget(ctx context.Context, addr string, sem chan struct{}, total *atomic.Int64) TargetResult {
 	start := time.Now()
 	tr := TargetResult{Target: addr}
 	host, _, err := net.SplitHostPort(addr)
@@ -115,7 +130,7 @@ func (s *Scanner) scanTarget(ctx context.Context, addr string, total *atomic.Int
 		tr.Error = fmt.Sprintf("%s: not HOST:PORT (%v); write it as 127.0.0.1:443 or [::1]:443", addr, err)
 		return tr
 	}
-	t := &target{s: s, addr: addr, sni: s.SNI, sem: make(chan struct{}, max(1, s.Concurrency))}
+	t := &target{s: s, addr: addr, sni: s.SNI, sem: sem}
 	if t.sni == "" && net.ParseIP(host) == nil {
 		t.sni = host
 	}
@@ -447,10 +462,6 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 		offer = slices.Clone(offer)
 		for len(offer) > 0 && ctx.Err() == nil {
 			r := ask(offer)
-			if r.hello == nil && r.kind == failClosed && len(vs.suites) > 0 {
-				// A silent close in the middle may be a server shedding load: ask once more.
-				r = ask(offer)
-			}
 			if r.hello == nil || r.version() != v {
 				return r, true
 			}
