@@ -1,0 +1,264 @@
+// Package store is the Manager's persistence: the settings with their change events, API keys, admin
+// accounts and the handshake telemetry. Open gives the SQLite implementation (a file in the install
+// folder); the statements use $n parameters, ON CONFLICT and RETURNING so that a PostgreSQL
+// implementation can share them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is an open store.
+type DB struct {
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the SQLite database at path and applies the migrations. WAL lets a
+// running Manager and dsm_c use the file at once; FULL synchronous makes an acknowledged write survive a
+// crash of the process or the machine.
+func Open(ctx context.Context, path string) (*DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		return err
+	}
+	_, err = p.Up(ctx)
+	return err
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+// ErrNotFound is returned for a missing row.
+var ErrNotFound = errors.New("not found")
+
+// --- settings ---
+
+// Settings returns every stored setting value by name (settings never changed are absent: they have
+// their defaults).
+func (s *DB) Settings(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM settings`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, v string
+		if err := rows.Scan(&n, &v); err != nil {
+			return nil, err
+		}
+		out[n] = v
+	}
+	return out, rows.Err()
+}
+
+// SetSetting stores a (validated) value and records the change as an event, in one transaction. It
+// returns the previous value ("" if none) and whether anything changed; setting the same value again
+// records nothing.
+func (s *DB) SetSetting(ctx context.Context, name, value, actor string) (old string, changed bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", false, err
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&old)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", false, err
+	}
+	if err == nil && old == value {
+		return old, false, nil
+	}
+	t := now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, updated_at, updated_by) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+		name, value, t, actor); err != nil {
+		return "", false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO setting_events (name, old_value, new_value, actor, at) VALUES ($1, $2, $3, $4, $5)`,
+		name, old, value, actor, t); err != nil {
+		return "", false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE change_counter SET settings = settings + 1 WHERE id = 1`); err != nil {
+		return "", false, err
+	}
+	return old, true, tx.Commit()
+}
+
+// SettingsVersion is a counter that every settings change increments.
+func (s *DB) SettingsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT settings FROM change_counter WHERE id = 1`).Scan(&v)
+	return v, err
+}
+
+// SettingEvent is one recorded change.
+type SettingEvent struct {
+	Name     string `json:"name"`
+	OldValue string `json:"old_value"`
+	NewValue string `json:"new_value"`
+	Actor    string `json:"actor"`
+	At       string `json:"at"`
+}
+
+// SettingEvents returns the latest changes, newest first; name "" means all settings.
+func (s *DB) SettingEvents(ctx context.Context, name string, limit int) ([]SettingEvent, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, old_value, new_value, actor, at FROM setting_events
+		WHERE $1 = '' OR name = $1 ORDER BY id DESC LIMIT $2`, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SettingEvent
+	for rows.Next() {
+		var e SettingEvent
+		if err := rows.Scan(&e.Name, &e.OldValue, &e.NewValue, &e.Actor, &e.At); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// --- API keys and admins ---
+
+// InsertAPIKey stores a key's name, public prefix and secret hash.
+func (s *DB) InsertAPIKey(ctx context.Context, name, prefix, secretHash string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (name, prefix, secret_hash, created_at) VALUES ($1, $2, $3, $4)`,
+		name, prefix, secretHash, now())
+	return err
+}
+
+// APIKeyHash returns the secret hash and name of the key with a prefix.
+func (s *DB) APIKeyHash(ctx context.Context, prefix string) (name, hash string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT name, secret_hash FROM api_keys WHERE prefix = $1`, prefix).Scan(&name, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	return name, hash, err
+}
+
+// APIKeyNameTaken reports whether a key of that name exists.
+func (s *DB) APIKeyNameTaken(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys WHERE name = $1`, name).Scan(&n)
+	return n > 0, err
+}
+
+// CreateAdmin stores an admin account unless one of that name exists; it reports whether it did.
+func (s *DB) CreateAdmin(ctx context.Context, username, passwordHash string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO admins (username, password_hash, must_change, created_at) VALUES ($1, $2, 1, $3)
+		ON CONFLICT (username) DO NOTHING`, username, passwordHash, now())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// --- handshake telemetry ---
+
+// Observation is an aggregated count of handshakes that share a key.
+type Observation struct {
+	Port       int    `json:"port"`
+	ClientIP   string `json:"client_ip"`
+	SNI        string `json:"sni,omitempty"`
+	UserAgent  string `json:"user_agent,omitempty"`
+	AgentGUID  string `json:"agent_guid,omitempty"`
+	OfferedMax string `json:"offered_max"`
+	Version    string `json:"version,omitempty"`
+	Suite      string `json:"cipher_suite,omitempty"`
+	Outcome    string `json:"outcome"` // accepted, rejected, failed
+	Reason     string `json:"reason,omitempty"`
+	Count      int64  `json:"count"`
+	FirstSeen  string `json:"first_seen"`
+	LastSeen   string `json:"last_seen"`
+}
+
+// AddObservations adds a batch of counts in one transaction.
+func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
+	if len(obs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO tls_observations
+		(port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite, outcome, reason, count, first_seen, last_seen)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite, outcome)
+		DO UPDATE SET count = tls_observations.count + excluded.count, last_seen = excluded.last_seen, reason = excluded.reason`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, o := range obs {
+		if _, err := stmt.ExecContext(ctx, o.Port, o.ClientIP, o.SNI, o.UserAgent, o.AgentGUID, o.OfferedMax, o.Version, o.Suite,
+			o.Outcome, o.Reason, o.Count, o.FirstSeen, o.LastSeen); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Observations returns the counts last seen at or after since (RFC 3339), for one port or all (0),
+// newest first.
+func (s *DB) Observations(ctx context.Context, since string, port int) ([]Observation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite,
+		outcome, reason, count, first_seen, last_seen FROM tls_observations
+		WHERE last_seen >= $1 AND ($2 = 0 OR port = $2) ORDER BY last_seen DESC, port`, since, port)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Observation
+	for rows.Next() {
+		var o Observation
+		if err := rows.Scan(&o.Port, &o.ClientIP, &o.SNI, &o.UserAgent, &o.AgentGUID, &o.OfferedMax, &o.Version, &o.Suite,
+			&o.Outcome, &o.Reason, &o.Count, &o.FirstSeen, &o.LastSeen); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}

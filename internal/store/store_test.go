@@ -1,0 +1,81 @@
+package store
+
+import (
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func openTemp(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tlsfleet.db")
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func TestSettingsAndEvents(t *testing.T) {
+	db, path := openTemp(t)
+	ctx := t.Context()
+	v0, _ := db.SettingsVersion(ctx)
+	old, changed, err := db.SetSetting(ctx, "a", "TLSv1.2", "dsm_c")
+	if err != nil || !changed || old != "" {
+		t.Fatalf("first set: %q %v %v", old, changed, err)
+	}
+	if _, changed, _ := db.SetSetting(ctx, "a", "TLSv1.2", "dsm_c"); changed {
+		t.Error("setting the same value again counted as a change")
+	}
+	old, changed, _ = db.SetSetting(ctx, "a", "TLSv1", "api:ops")
+	if !changed || old != "TLSv1.2" {
+		t.Errorf("second set: old %q changed %v", old, changed)
+	}
+	if v, _ := db.SettingsVersion(ctx); v != v0+2 {
+		t.Errorf("settings version %d, want %d", v, v0+2)
+	}
+	ev, _ := db.SettingEvents(ctx, "a", 10)
+	if len(ev) != 2 || ev[0].NewValue != "TLSv1" || ev[0].OldValue != "TLSv1.2" || ev[0].Actor != "api:ops" {
+		t.Errorf("events = %+v", ev)
+	}
+	// A second connection (dsm_c beside a running Manager) sees the committed change.
+	other, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if m, _ := other.Settings(ctx); m["a"] != "TLSv1" {
+		t.Errorf("other connection sees %v", m)
+	}
+}
+
+func TestObservationsAggregate(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := t.Context()
+	o := Observation{Port: 4119, ClientIP: "127.0.0.1", OfferedMax: "TLSv1.3", Version: "TLSv1.3", Suite: "TLS_AES_128_GCM_SHA256", Outcome: "accepted", Count: 2,
+		FirstSeen: "2026-11-27T00:00:00Z", LastSeen: "2026-11-27T00:00:01Z"}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); db.AddObservations(ctx, []Observation{o}) }()
+	}
+	wg.Wait()
+	rej := o
+	rej.Version, rej.Suite, rej.Outcome, rej.OfferedMax, rej.Reason, rej.Count = "", "", "rejected", "TLSv1", "protocol_version", 1
+	if err := db.AddObservations(ctx, []Observation{rej}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Observations(ctx, "2026-11-26T00:00:00Z", 4119)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("observations = %+v, %v", got, err)
+	}
+	for _, g := range got {
+		if g.Outcome == "accepted" && g.Count != 8 || g.Outcome == "rejected" && g.Count != 1 {
+			t.Errorf("%+v", g)
+		}
+	}
+	if got, _ := db.Observations(ctx, "2026-11-28T00:00:00Z", 0); len(got) != 0 {
+		t.Errorf("since filter: %+v", got)
+	}
+}
