@@ -17,9 +17,8 @@ help: ## list the targets
 build: ## build bin/tlsfleet
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-run: build ## the main job: show the TLS policy of a Manager install folder (var/manager)
-	@mkdir -p $(RUN_DIR)
-	$(BIN)/tlsfleet policy --dir $(RUN_DIR)
+run: build ## the main job: run the Manager in var/manager (URL and first sign-in printed; Ctrl-C stops it)
+	$(BIN)/tlsfleet manager --dir $(RUN_DIR)
 
 test-deps: ## install what the tests need (openssl, nmap; Debian 12)
 	scripts/test-deps.sh

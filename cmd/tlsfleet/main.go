@@ -12,13 +12,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // errUsage marks errors that are the caller's fault; main exits 2 for them.
 var errUsage = errors.New("usage")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	switch {
@@ -42,6 +43,7 @@ const usage = `tlsfleet — a TLS-enforcing security-fleet control plane
 Usage:
   tlsfleet policy --dir DIR [--port N] [--json]   effective TLS policy of a Manager install folder
   tlsfleet scan [flags] HOST:PORT...              enumerate versions, suites, groups (like nmap ssl-enum-ciphers)
+  tlsfleet manager --dir DIR [flags]              run the Manager (console/API 4119, agent channel 4120)
   tlsfleet version                                print the version
 `
 
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPolicy(ctx, args[1:], stdout, stderr)
 	case "scan":
 		return runScan(ctx, args[1:], stdout, stderr)
+	case "manager":
+		return runManager(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlsfleet", version)
 		return nil

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -30,6 +31,10 @@ type DB struct {
 // running Manager and dsm_c use the file at once; FULL synchronous makes an acknowledged write survive a
 // crash of the process or the machine.
 func Open(ctx context.Context, path string) (*DB, error) {
+	// The database holds password and key hashes: only its owner may read it.
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"tlsfleet/internal/manager"
+	"tlsfleet/internal/pki"
+)
+
+func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tlsfleet manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o manager.Options
+	fs.StringVar(&o.Dir, "dir", "", "the install folder (created on first start)")
+	fs.IntVar(&o.ConsolePort, "console-port", 0, "console and REST API port (default: configuration.properties, else 4119)")
+	fs.IntVar(&o.HeartbeatPort, "heartbeat-port", 0, "agent channel port (default: configuration.properties, else 4120)")
+	fs.StringVar(&o.Listen, "listen", "", "address to listen on (default: all interfaces)")
+	rsa := fs.Bool("rsa", false, "make the server certificate RSA-2048 instead of ECDSA P-256 (first start only)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if o.Dir == "" || fs.NArg() > 0 {
+		return fmt.Errorf("%w: tlsfleet manager --dir DIR [--console-port N] [--heartbeat-port N] [--listen ADDR]", errUsage)
+	}
+	if *rsa {
+		o.KeyType = pki.RSA2048
+	}
+	m, err := manager.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	host := o.Listen
+	if host == "" {
+		host = "localhost"
+	}
+	fmt.Fprintf(stdout, "tlsfleet Manager is running.\n  console and API: https://%s:%d/\n  agent channel:   https://%s:%d/\n  install folder:  %s\n",
+		host, m.Folder().ConsolePort, host, m.Folder().HeartbeatPort, m.Dir())
+	if m.InitialPasswordFile != "" {
+		fmt.Fprintf(stdout, "First sign-in: user admin, one-time password in %s (readable by you only; delete it after use).\n", m.InitialPasswordFile)
+	}
+	fmt.Fprintf(stdout, "The browser will warn about the certificate: it is signed by this Manager's own CA (%s, SHA-256 %s).\n", pki.CAFile, m.CA().Fingerprint())
+	fmt.Fprintf(stdout, "Change settings with: dsm_c --dir %s -action changesetting -name NAME -value VALUE\nStop with Ctrl-C.\n", m.Dir())
+	<-ctx.Done()
+	return m.Close()
+}

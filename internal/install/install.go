@@ -1,0 +1,148 @@
+// Package install knows the Manager's install folder: which files it holds, what the first start writes
+// there, and where the database is. The Manager and dsm_c both find everything through it.
+package install
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"tlsfleet/internal/pki"
+	"tlsfleet/internal/tlspolicy"
+)
+
+// File names in the install folder.
+const (
+	ConfigFile       = tlspolicy.ConfigFile       // configuration.properties
+	JavaSecurityFile = tlspolicy.JavaSecurityFile // java.security
+	DefaultDBFile    = "tlsfleet.db"
+	PasswordFile     = "admin-initial-password.txt"
+)
+
+// Keys of configuration.properties the Manager reads besides protocols= and ciphers=.
+const (
+	KeyConsolePort   = "port"
+	KeyHeartbeatPort = "managerPort"
+	KeyDatabaseType  = "database.type"
+	KeyDatabaseName  = "database.name"
+)
+
+// Folder is an install folder.
+type Folder struct {
+	Dir           string
+	ConsolePort   int
+	HeartbeatPort int
+	DBPath        string
+}
+
+// Path returns the path of a file in the folder.
+func (f *Folder) Path(name string) string { return filepath.Join(f.Dir, name) }
+
+func defaultConfig(consolePort, heartbeatPort int) string {
+	return fmt.Sprintf(`# configuration.properties — this tlsfleet Manager's local settings.
+# Ports of the console/REST API and of the agent channel:
+%s=%d
+%s=%d
+# The database: an SQLite file in this folder.
+%s=sqlite
+%s=%s
+# The page's "GUI port only" procedure adds, for port %d alone:
+#   protocols=TLSv1.2,TLSv1.3
+#   ciphers=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+`, KeyConsolePort, consolePort, KeyHeartbeatPort, heartbeatPort, KeyDatabaseType, KeyDatabaseName, DefaultDBFile, consolePort)
+}
+
+// Init prepares dir for a Manager: on first start it writes configuration.properties and java.security
+// (either is kept when present) and creates the fleet CA. It reports whether configuration.properties was
+// new, which marks a first start.
+func Init(dir string, consolePort, heartbeatPort int) (created bool, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return false, err
+	}
+	cfg := filepath.Join(dir, ConfigFile)
+	if _, err := os.Stat(cfg); errors.Is(err, fs.ErrNotExist) {
+		if err := pki.WriteFile(cfg, []byte(defaultConfig(consolePort, heartbeatPort)), 0o640); err != nil {
+			return false, err
+		}
+		created = true
+	} else if err != nil {
+		return false, err
+	}
+	js := filepath.Join(dir, JavaSecurityFile)
+	if _, err := os.Stat(js); errors.Is(err, fs.ErrNotExist) {
+		if err := pki.WriteFile(js, []byte(tlspolicy.DefaultJavaSecurityContent), 0o640); err != nil {
+			return false, err
+		}
+	}
+	if _, err := pki.LoadOrCreateCA(dir); err != nil {
+		return false, err
+	}
+	return created, nil
+}
+
+// Open reads an install folder's configuration.properties.
+func Open(dir string) (*Folder, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := tlspolicy.LoadConfigProperties(filepath.Join(abs, ConfigFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s is not a Manager install folder (no %s); start the Manager there once with `tlsfleet manager --dir %s`", dir, ConfigFile, dir)
+		}
+		return nil, err
+	}
+	f := &Folder{Dir: abs, ConsolePort: 4119, HeartbeatPort: 4120, DBPath: filepath.Join(abs, DefaultDBFile)}
+	port := func(key string, dst *int) error {
+		pr, ok := cp.Props.Get(key)
+		if !ok {
+			return nil
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(pr.Value))
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s:%d: %s=%s is not a port number (1-65535)", pr.File, pr.Line, key, pr.Value)
+		}
+		*dst = n
+		return nil
+	}
+	if err := port(KeyConsolePort, &f.ConsolePort); err != nil {
+		return nil, err
+	}
+	if err := port(KeyHeartbeatPort, &f.HeartbeatPort); err != nil {
+		return nil, err
+	}
+	if pr, ok := cp.Props.Get(KeyDatabaseType); ok && !strings.EqualFold(strings.TrimSpace(pr.Value), "sqlite") {
+		return nil, fmt.Errorf("%s:%d: %s=%s: this Manager supports sqlite only (PostgreSQL comes with the multi-node issue)", pr.File, pr.Line, KeyDatabaseType, pr.Value)
+	}
+	if pr, ok := cp.Props.Get(KeyDatabaseName); ok && strings.TrimSpace(pr.Value) != "" {
+		name := strings.TrimSpace(pr.Value)
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(abs, name)
+		}
+		f.DBPath = name
+	}
+	return f, nil
+}
+
+// Find resolves the install folder for dsm_c: the flag if given, else $TLSFLEET_DIR, else the folder of
+// the running binary when it holds configuration.properties.
+func Find(flagDir string) (string, error) {
+	if flagDir != "" {
+		return flagDir, nil
+	}
+	if d := os.Getenv("TLSFLEET_DIR"); d != "" {
+		return d, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		d := filepath.Dir(exe)
+		if _, err := os.Stat(filepath.Join(d, ConfigFile)); err == nil {
+			return d, nil
+		}
+	}
+	return "", errors.New("no install folder: pass --dir DIR, set TLSFLEET_DIR, or run dsm_c from the Manager's install folder")
+}

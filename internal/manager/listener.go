@@ -1,0 +1,220 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tlsfleet/internal/telemetry"
+	"tlsfleet/internal/tlspolicy"
+)
+
+// helloSeen is what the policy observer learned from a connection's ClientHello.
+type helloSeen struct {
+	sni        string
+	offeredMax string
+	decision   tlspolicy.Decision
+}
+
+// obsConn is the raw connection under a TLS handshake; the policy observer leaves the ClientHello's
+// facts on it.
+type obsConn struct {
+	net.Conn
+	hello atomic.Pointer[helloSeen]
+}
+
+// connRecord follows an accepted connection until it closes, when its handshake is counted with the
+// User-Agent of its first request.
+type connRecord struct {
+	key       telemetry.Key
+	userAgent atomic.Pointer[string]
+}
+
+// tlsListener accepts TCP connections, runs each TLS handshake in its own goroutine under a deadline
+// (a slow or silent client holds one goroutine, never the accept loop), counts every handshake, and hands
+// finished *tls.Conn to the HTTP server. At most maxConns connections are open at once; more are closed
+// on arrival.
+type tlsListener struct {
+	net.Listener
+	port     int
+	config   *tls.Config
+	tel      *telemetry.Recorder
+	timeout  time.Duration
+	slots    chan struct{}
+	ready    chan net.Conn
+	done     chan struct{}
+	closeErr sync.Once
+	records  sync.Map // *tls.Conn -> *connRecord
+}
+
+func newTLSListener(ln net.Listener, port int, cfg *tls.Config, tel *telemetry.Recorder, timeout time.Duration, maxConns int) *tlsListener {
+	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout,
+		slots: make(chan struct{}, maxConns), ready: make(chan net.Conn), done: make(chan struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+func (l *tlsListener) acceptLoop() {
+	for {
+		raw, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			l.Close()
+			return
+		}
+		select {
+		case l.slots <- struct{}{}:
+			go l.handshake(raw)
+		default:
+			raw.Close() // over the connection limit
+			l.tel.Record(telemetry.Key{Port: l.port, ClientIP: hostOf(raw.RemoteAddr()), Outcome: telemetry.Failed}, "connection limit reached")
+		}
+	}
+}
+
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+func (l *tlsListener) handshake(raw net.Conn) {
+	oc := &obsConn{Conn: raw}
+	tc := tls.Server(oc, l.config)
+	raw.SetDeadline(time.Now().Add(l.timeout))
+	err := tc.Handshake()
+	key := telemetry.Key{Port: l.port, ClientIP: hostOf(raw.RemoteAddr())}
+	seen := oc.hello.Load()
+	if seen != nil {
+		key.SNI, key.OfferedMax = seen.sni, seen.offeredMax
+	}
+	if err != nil {
+		reason := err.Error()
+		key.Outcome = telemetry.Failed
+		if seen != nil && !seen.decision.Accepted {
+			key.Outcome, reason = telemetry.Rejected, seen.decision.Alert+": "+seen.decision.Reason
+		}
+		l.tel.Record(key, reason)
+		tc.Close()
+		<-l.slots
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	key.Version, key.Suite, key.Outcome = tlspolicy.Version(cs.Version).String(), tls.CipherSuiteName(cs.CipherSuite), telemetry.Accepted
+	if len(cs.PeerCertificates) > 0 {
+		key.AgentGUID = cs.PeerCertificates[0].Subject.CommonName
+	}
+	l.records.Store(tc, &connRecord{key: key})
+	select {
+	case l.ready <- tc:
+	case <-l.done:
+		l.finish(tc)
+		tc.Close()
+	}
+}
+
+// finish counts a connection's handshake once it closes.
+func (l *tlsListener) finish(c net.Conn) {
+	v, ok := l.records.LoadAndDelete(c)
+	if !ok {
+		return
+	}
+	rec := v.(*connRecord)
+	if ua := rec.userAgent.Load(); ua != nil {
+		rec.key.UserAgent = *ua
+	}
+	l.tel.Record(rec.key, "")
+	<-l.slots
+}
+
+// Accept returns the next connection whose handshake finished.
+func (l *tlsListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *tlsListener) Close() error {
+	var err error
+	l.closeErr.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+	})
+	return err
+}
+
+// observe is the policy engine's observer: it leaves the ClientHello's facts on the connection.
+func observe(hello *tls.ClientHelloInfo, d tlspolicy.Decision) {
+	oc, ok := hello.Conn.(*obsConn)
+	if !ok {
+		return
+	}
+	var max uint16
+	for _, v := range hello.SupportedVersions {
+		if tlspolicy.Version(v).Known() && v > max {
+			max = v
+		}
+	}
+	offered := ""
+	if max != 0 {
+		offered = tlspolicy.Version(max).String()
+	}
+	oc.hello.Store(&helloSeen{sni: hello.ServerName, offeredMax: offered, decision: d})
+}
+
+type ctxKey struct{}
+
+// httpServer wraps handler in an http.Server that counts each connection's handshake (with the first
+// request's User-Agent) when the connection closes, with timeouts that keep slow clients from holding
+// the server.
+func (l *tlsListener) httpServer(h http.Handler, headerTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if rec, ok := r.Context().Value(ctxKey{}).(*connRecord); ok && rec.userAgent.Load() == nil {
+				ua := r.UserAgent()
+				if len(ua) > 200 {
+					ua = ua[:200]
+				}
+				rec.userAgent.CompareAndSwap(nil, &ua)
+			}
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       2 * headerTimeout,
+		WriteTimeout:      4 * headerTimeout,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if v, ok := l.records.Load(c); ok {
+				return context.WithValue(ctx, ctxKey{}, v)
+			}
+			return ctx
+		},
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if s == http.StateClosed || s == http.StateHijacked {
+				l.finish(c)
+			}
+		},
+	}
+}

@@ -1,0 +1,382 @@
+// Package manager is the tlsfleet Manager: it prepares the install folder, opens the database, and serves
+// the console/REST API (4119) and the agent channel (4120) over TLS whose policy comes from java.security,
+// configuration.properties and the settings in the database — re-read within two seconds of any change,
+// without a restart — while counting every handshake for the readiness and tlsclients reports.
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"tlsfleet/internal/auth"
+	"tlsfleet/internal/install"
+	"tlsfleet/internal/pki"
+	"tlsfleet/internal/settings"
+	"tlsfleet/internal/store"
+	"tlsfleet/internal/telemetry"
+	"tlsfleet/internal/tlspolicy"
+)
+
+// Options configure a Manager. Zero values take the defaults.
+type Options struct {
+	Dir string
+	// ConsolePort and HeartbeatPort override configuration.properties (which a first start writes with
+	// these values, or 4119 and 4120).
+	ConsolePort, HeartbeatPort int
+	// Listen is the address to bind (default: all interfaces).
+	Listen string
+	// KeyType of a new server certificate (ECDSA P-256 by default; RSA-2048 for the page's ECDHE-RSA suites).
+	KeyType pki.KeyType
+	// PollInterval is how often files and settings are checked for changes (default 500 ms).
+	PollInterval time.Duration
+	// FlushInterval is how often handshake telemetry is written to the database (default 1 s).
+	FlushInterval time.Duration
+	// HandshakeTimeout and HeaderTimeout bound slow clients (default 10 s each).
+	HandshakeTimeout, HeaderTimeout time.Duration
+	// MaxConns bounds open connections per port (default 4096).
+	MaxConns int
+	// NoTelemetry turns handshake counting off (for benchmarks).
+	NoTelemetry bool
+	Logger      *slog.Logger
+}
+
+// Manager is a running Manager.
+type Manager struct {
+	opts    Options
+	log     *slog.Logger
+	folder  *install.Folder
+	db      *store.DB
+	ca      *pki.CA
+	tel     *telemetry.Recorder
+	console *tlspolicy.Server
+	agents  *tlspolicy.Server
+
+	consoleLn, agentLn *tlsListener
+	servers            []*http.Server
+
+	mu          sync.Mutex
+	fileStamp   string
+	settingsVer int64
+	policyErr   string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// FirstStart is set when this start created the install folder; InitialPasswordFile then names the
+	// file holding the admin's one-time password.
+	FirstStart          bool
+	InitialPasswordFile string
+}
+
+// Start prepares the install folder (first start: configuration.properties, java.security, fleet CA,
+// server certificate, database, admin account) and starts both listeners.
+func Start(ctx context.Context, o Options) (*Manager, error) {
+	if o.PollInterval == 0 {
+		o.PollInterval = 500 * time.Millisecond
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.HeaderTimeout == 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	m := &Manager{opts: o, log: o.Logger}
+	cp, hp := o.ConsolePort, o.HeartbeatPort
+	if cp == 0 {
+		cp = 4119
+	}
+	if hp == 0 {
+		hp = 4120
+	}
+	created, err := install.Init(o.Dir, cp, hp)
+	if err != nil {
+		return nil, fmt.Errorf("install folder %s: %w", o.Dir, err)
+	}
+	m.FirstStart = created
+	if m.folder, err = install.Open(o.Dir); err != nil {
+		return nil, err
+	}
+	if o.ConsolePort != 0 {
+		m.folder.ConsolePort = o.ConsolePort
+	}
+	if o.HeartbeatPort != 0 {
+		m.folder.HeartbeatPort = o.HeartbeatPort
+	}
+	if m.ca, err = pki.LoadOrCreateCA(m.folder.Dir); err != nil {
+		return nil, err
+	}
+	hosts := []string{}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	if o.Listen != "" {
+		hosts = append(hosts, o.Listen)
+	}
+	cert, err := m.ca.LoadOrCreateServer(m.folder.Dir, o.KeyType, hosts)
+	if err != nil {
+		return nil, err
+	}
+	if m.db, err = store.Open(ctx, m.folder.DBPath); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.db.Close()
+		}
+	}()
+	if err := m.bootstrapAdmin(ctx); err != nil {
+		return nil, err
+	}
+	m.tel = telemetry.New(m.flushObservations, m.log)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(m.ca.Cert)
+	obs := observe
+	if o.NoTelemetry {
+		obs = nil
+	}
+	layers, err := m.loadLayers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	layers.Cert, _ = tlspolicy.CertInfoOf(cert)
+	if m.console, err = tlspolicy.NewServer(tlspolicy.Effective(m.consoleListener(), layers),
+		tlspolicy.ServerOptions{Certificate: cert, NextProtos: []string{"http/1.1"}, Observer: obs}); err != nil {
+		return nil, err
+	}
+	if m.agents, err = tlspolicy.NewServer(tlspolicy.Effective(m.agentListener(), layers),
+		tlspolicy.ServerOptions{Certificate: cert, NextProtos: []string{"http/1.1"}, Observer: obs,
+			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, w := range append(tlspolicy.Explain(m.consoleListener(), layers).Policy.Warnings, tlspolicy.Explain(m.agentListener(), layers).Policy.Warnings...) {
+		if !seen[w] {
+			seen[w] = true
+			m.log.Warn("TLS policy", "warning", w)
+		}
+	}
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	if m.consoleLn, err = m.listen(m.folder.ConsolePort, m.console); err != nil {
+		cancel()
+		return nil, err
+	}
+	if m.agentLn, err = m.listen(m.folder.HeartbeatPort, m.agents); err != nil {
+		m.consoleLn.Close()
+		cancel()
+		return nil, err
+	}
+	m.serve(m.consoleLn, m.consoleHandler())
+	m.serve(m.agentLn, m.agentHandler())
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.tel.Run(rctx, o.FlushInterval) }()
+	go func() { defer m.wg.Done(); m.watch(rctx) }()
+	ok = true
+	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
+	return m, nil
+}
+
+func (m *Manager) consoleListener() tlspolicy.Listener {
+	return tlspolicy.Listener{Port: m.folder.ConsolePort, Role: tlspolicy.RoleConsole}
+}
+
+func (m *Manager) agentListener() tlspolicy.Listener {
+	return tlspolicy.Listener{Port: m.folder.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}
+}
+
+func (m *Manager) listen(port int, srv *tlspolicy.Server) (*tlsListener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(m.opts.Listen, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("listen on port %d: %w (change %s in %s or pass a port flag)", port, err, install.KeyConsolePort, install.ConfigFile)
+	}
+	tel := m.tel
+	if m.opts.NoTelemetry {
+		tel = telemetry.New(func(context.Context, []telemetry.Observation) error { return nil }, nil)
+	}
+	return newTLSListener(ln, port, srv.TLSConfig(), tel, m.opts.HandshakeTimeout, m.opts.MaxConns), nil
+}
+
+func (m *Manager) serve(l *tlsListener, h http.Handler) {
+	hs := l.httpServer(h, m.opts.HeaderTimeout)
+	hs.ErrorLog = slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)
+	m.servers = append(m.servers, hs)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			m.log.Error("listener stopped", "port", l.port, "err", err)
+		}
+	}()
+}
+
+// ConsoleAddr and AgentAddr are the listeners' addresses.
+func (m *Manager) ConsoleAddr() string { return m.consoleLn.Addr().String() }
+
+// AgentAddr is the agent channel's address.
+func (m *Manager) AgentAddr() string { return m.agentLn.Addr().String() }
+
+// Folder is the install folder.
+func (m *Manager) Folder() *install.Folder { return m.folder }
+
+// CA is the fleet CA.
+func (m *Manager) CA() *pki.CA { return m.ca }
+
+// Close stops the listeners, flushes the telemetry and closes the database.
+func (m *Manager) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range m.servers {
+		s.Shutdown(ctx)
+	}
+	m.cancel()
+	m.wg.Wait()
+	return m.db.Close()
+}
+
+// bootstrapAdmin creates the first admin account with a one-time password written to a 0600 file.
+func (m *Manager) bootstrapAdmin(ctx context.Context) error {
+	pw, err := auth.NewPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	created, err := m.db.CreateAdmin(ctx, "admin", hash)
+	if err != nil || !created {
+		return err
+	}
+	m.InitialPasswordFile = m.folder.Path(install.PasswordFile)
+	return pki.WriteFile(m.InitialPasswordFile, []byte(pw+"\n"), 0o600)
+}
+
+// loadLayers reads the files and the settings.
+func (m *Manager) loadLayers(ctx context.Context) (tlspolicy.Layers, error) {
+	var l tlspolicy.Layers
+	js, err := tlspolicy.LoadJavaSecurity(m.folder.Path(install.JavaSecurityFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return l, err
+	default:
+		l.JavaSecurity = js
+	}
+	cp, err := tlspolicy.LoadConfigProperties(m.folder.Path(install.ConfigFile))
+	if err != nil {
+		return l, err
+	}
+	l.Config = cp
+	vals, err := m.db.Settings(ctx)
+	if err != nil {
+		return l, err
+	}
+	l.Settings = settings.Values(vals).Policy()
+	return l, nil
+}
+
+// stamp identifies the current contents of the watched files.
+func (m *Manager) stamp() string {
+	s := ""
+	for _, f := range []string{install.JavaSecurityFile, install.ConfigFile} {
+		st, err := os.Stat(m.folder.Path(f))
+		if err != nil {
+			s += f + ":missing;"
+			continue
+		}
+		s += fmt.Sprintf("%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
+	}
+	return s
+}
+
+// watch re-applies the policy when a file or the settings change.
+func (m *Manager) watch(ctx context.Context) {
+	m.fileStamp = m.stamp()
+	m.settingsVer, _ = m.db.SettingsVersion(ctx)
+	t := time.NewTicker(m.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := m.stamp()
+		ver, err := m.db.SettingsVersion(ctx)
+		if err != nil {
+			m.log.Warn("reading the settings version", "err", err)
+			continue
+		}
+		if st == m.fileStamp && ver == m.settingsVer {
+			continue
+		}
+		m.fileStamp, m.settingsVer = st, ver
+		m.Reload(ctx)
+	}
+}
+
+// Reload recomputes both listeners' policies now. A malformed file leaves the policy in force as it
+// was, and the error is logged and shown by /api/policy.
+func (m *Manager) Reload(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	layers, err := m.loadLayers(ctx)
+	if err != nil {
+		m.policyErr = err.Error()
+		m.log.Error("TLS policy not changed: the new configuration has an error", "err", err)
+		return
+	}
+	m.policyErr = ""
+	layers.Cert = m.console.Cert()
+	for _, x := range []struct {
+		srv *tlspolicy.Server
+		l   tlspolicy.Listener
+	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
+		ex := tlspolicy.Explain(x.l, layers)
+		if err := x.srv.Update(ex.Policy); err != nil {
+			m.log.Error("TLS policy update", "port", x.l.Port, "err", err)
+			continue
+		}
+		vs := ""
+		for _, v := range ex.Policy.Versions {
+			vs += v.String() + " "
+		}
+		m.log.Info("TLS policy applied", "port", x.l.Port, "versions", vs, "suites", len(ex.Policy.Suites))
+	}
+}
+
+func (m *Manager) flushObservations(ctx context.Context, batch []telemetry.Observation) error {
+	obs := make([]store.Observation, len(batch))
+	for i, o := range batch {
+		obs[i] = store.Observation{Port: o.Port, ClientIP: o.ClientIP, SNI: o.SNI, UserAgent: o.UserAgent, AgentGUID: o.AgentGUID,
+			OfferedMax: o.OfferedMax, Version: o.Version, Suite: o.Suite, Outcome: o.Outcome, Reason: o.Reason, Count: o.Count,
+			FirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano), LastSeen: o.LastSeen.UTC().Format(time.RFC3339Nano)}
+	}
+	return m.db.AddObservations(ctx, obs)
+}
+
+// Dir returns the absolute install folder.
+func (m *Manager) Dir() string { return filepath.Clean(m.folder.Dir) }

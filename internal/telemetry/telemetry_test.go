@@ -1,0 +1,63 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestRecordFlushAndMetrics(t *testing.T) {
+	var mu sync.Mutex
+	var got []Observation
+	fail := true
+	r := New(func(_ context.Context, b []Observation) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("database locked")
+		}
+		got = append(got, b...)
+		return nil
+	}, nil)
+	ok := Key{Port: 4119, ClientIP: "127.0.0.1", OfferedMax: "TLSv1.3", Version: "TLSv1.3", Suite: "TLS_AES_128_GCM_SHA256", Outcome: Accepted}
+	old := Key{Port: 4120, ClientIP: "127.0.0.1", OfferedMax: "TLSv1", Outcome: Rejected}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 100; j++ {
+				r.Record(ok, "")
+			}
+			r.Record(old, "protocol_version")
+		}()
+	}
+	wg.Wait()
+	if err := r.Flush(t.Context()); err == nil {
+		t.Fatal("flush to a failing sink succeeded")
+	}
+	r.Record(ok, "")
+	fail = false
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, o := range got {
+		counts[o.Outcome] += o.Count
+	}
+	if counts[Accepted] != 801 || counts[Rejected] != 8 || len(got) != 2 {
+		t.Errorf("flushed %+v", got)
+	}
+	var b strings.Builder
+	r.WriteMetrics(&b)
+	for _, want := range []string{
+		`tlsfleet_tls_handshakes_total{port="4119",version="TLSv1.3",cipher_suite="TLS_AES_128_GCM_SHA256",result="accepted"} 801`,
+		`tlsfleet_tls_handshakes_total{port="4120",version="none",cipher_suite="none",result="rejected"} 8`,
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, b.String())
+		}
+	}
+}
