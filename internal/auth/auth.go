@@ -45,7 +45,7 @@ var ErrMalformedKey = errors.New("malformed API key")
 
 // KeyPrefix returns the public prefix of a presented key.
 func KeyPrefix(plain string) (string, error) {
-	parts := strings.Split(plain, "_")
+	parts := strings.SplitN(plain, "_", 3) // the base64url secret may itself contain "_"
 	if len(parts) != 3 || parts[0] != "tf" || len(parts[1]) != 12 || len(parts[2]) < 40 {
 		return "", ErrMalformedKey
 	}

@@ -11,6 +11,12 @@ func TestAPIKey(t *testing.T) {
 	if err != nil || p != k.Prefix || !KeyMatches(k.Plaintext, k.Hash) {
 		t.Fatalf("key %+v: prefix %q %v", k, p, err)
 	}
+	for i := 0; i < 200; i++ { // secrets with "_" and "-" in them
+		k, _ := NewAPIKey()
+		if p, err := KeyPrefix(k.Plaintext); err != nil || p != k.Prefix {
+			t.Fatalf("KeyPrefix(%q) = %q, %v", k.Plaintext, p, err)
+		}
+	}
 	other, _ := NewAPIKey()
 	if KeyMatches(other.Plaintext, k.Hash) {
 		t.Error("another key matches")

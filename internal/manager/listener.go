@@ -27,11 +27,18 @@ type obsConn struct {
 	hello atomic.Pointer[helloSeen]
 }
 
-// connRecord follows an accepted connection until it closes, when its handshake is counted with the
-// User-Agent of its first request.
+// connRecord follows an accepted connection until its first request, when its handshake is counted
+// with the request's User-Agent (or until it closes without one).
 type connRecord struct {
-	key       telemetry.Key
-	userAgent atomic.Pointer[string]
+	key  telemetry.Key
+	once sync.Once
+}
+
+func (rec *connRecord) count(tel *telemetry.Recorder, userAgent string) {
+	rec.once.Do(func() {
+		rec.key.UserAgent = userAgent
+		tel.Record(rec.key, "")
+	})
 }
 
 // tlsListener accepts TCP connections, runs each TLS handshake in its own goroutine under a deadline
@@ -137,11 +144,7 @@ func (l *tlsListener) finish(c net.Conn) {
 	if !ok {
 		return
 	}
-	rec := v.(*connRecord)
-	if ua := rec.userAgent.Load(); ua != nil {
-		rec.key.UserAgent = *ua
-	}
-	l.tel.Record(rec.key, "")
+	v.(*connRecord).count(l.tel, "")
 	<-l.slots
 }
 
@@ -191,12 +194,12 @@ type ctxKey struct{}
 func (l *tlsListener) httpServer(h http.Handler, headerTimeout time.Duration) *http.Server {
 	return &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if rec, ok := r.Context().Value(ctxKey{}).(*connRecord); ok && rec.userAgent.Load() == nil {
+			if rec, ok := r.Context().Value(ctxKey{}).(*connRecord); ok {
 				ua := r.UserAgent()
 				if len(ua) > 200 {
 					ua = ua[:200]
 				}
-				rec.userAgent.CompareAndSwap(nil, &ua)
+				rec.count(l.tel, ua)
 			}
 			h.ServeHTTP(w, r)
 		}),

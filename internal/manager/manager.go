@@ -156,6 +156,12 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.NoTelemetry {
 		obs = nil
 	}
+	// Note what the files and settings are before reading them: a change made from here on is seen by
+	// the first poll.
+	m.fileStamp = m.stamp()
+	if m.settingsVer, err = m.db.SettingsVersion(ctx); err != nil {
+		return nil, err
+	}
 	layers, err := m.loadLayers(ctx)
 	if err != nil {
 		return nil, err
@@ -314,8 +320,6 @@ func (m *Manager) stamp() string {
 
 // watch re-applies the policy when a file or the settings change.
 func (m *Manager) watch(ctx context.Context) {
-	m.fileStamp = m.stamp()
-	m.settingsVer, _ = m.db.SettingsVersion(ctx)
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
 	for {
