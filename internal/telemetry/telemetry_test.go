@@ -61,3 +61,19 @@ func TestRecordFlushAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRecord is the telemetry's cost on one handshake's path.
+func BenchmarkRecord(b *testing.B) {
+	r := New(func(context.Context, []Observation) error { return nil }, nil)
+	keys := make([]Key, 256)
+	for i := range keys {
+		keys[i] = Key{Port: 4119, ClientIP: "10.0.0." + string(rune('0'+i%10)), OfferedMax: "TLSv1.3", Version: "TLSv1.3", Suite: "TLS_AES_128_GCM_SHA256", Outcome: Accepted, UserAgent: "agent/" + string(rune('a'+i%26))}
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r.Record(keys[i%len(keys)], "")
+			i++
+		}
+	})
+}

@@ -1,0 +1,60 @@
+package manager
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkHandshakes measures full TLS 1.3 handshakes per second on the console port, each followed by
+// one request, with and without handshake telemetry (client and server share the machine's cores).
+func BenchmarkHandshakes(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		off  bool
+	}{{"telemetry", false}, {"no-telemetry", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := Start(b.Context(), Options{Dir: filepath.Join(b.TempDir(), "m"), ConsolePort: freePortB(b), HeartbeatPort: freePortB(b),
+				Listen: "127.0.0.1", NoTelemetry: tc.off, Logger: slog.New(slog.DiscardHandler), FlushInterval: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			addr := m.ConsoleAddr()
+			cfg := &tls.Config{InsecureSkipVerify: true, ClientSessionCache: nil}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					c, err := tls.Dial("tcp", addr, cfg)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n")
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					c.Close()
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
+		})
+	}
+}
+
+func freePortB(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
