@@ -57,6 +57,19 @@ func KeyMatches(plain, hash string) bool {
 	return subtle.ConstantTimeCompare([]byte(hashKey(plain)), []byte(hash)) == 1
 }
 
+// NewActivationToken makes a one-time activation token; only its hash is stored.
+func NewActivationToken() (plain, hash string, err error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", err
+	}
+	plain = "act_" + base64.RawURLEncoding.EncodeToString(b[:])
+	return plain, HashToken(plain), nil
+}
+
+// HashToken is how activation tokens are stored and looked up.
+func HashToken(plain string) string { return hashKey(plain) }
+
 // NewPassword makes a random one-time password of 20 characters.
 func NewPassword() (string, error) {
 	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"

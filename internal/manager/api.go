@@ -51,10 +51,12 @@ func (m *Manager) consoleHandler() http.Handler {
 	return mux
 }
 
-// agentHandler serves port 4120 (the agent endpoints arrive with the agent issue).
+// agentHandler serves port 4120: activation (server-authenticated TLS) now; the mutual-TLS heartbeat
+// endpoints come with the agent.
 func (m *Manager) agentHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("POST /agent/v1/activate", m.activate)
 	return mux
 }
 

@@ -6,6 +6,7 @@ package pki
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -210,3 +211,59 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 
 // WriteFile is writeFile for other packages (install-folder files).
 func WriteFile(path string, data []byte, mode os.FileMode) error { return writeFile(path, data, mode) }
+
+// Agent certificates are valid this long; the agent renews them through the agent channel.
+const agentCertValidity = 365 * 24 * time.Hour
+
+// ErrWeakKey is returned for a CSR whose key the fleet does not accept.
+var ErrWeakKey = errors.New("the CSR's key must be ECDSA P-256/P-384, Ed25519 or RSA of at least 2048 bits")
+
+// IssueAgent signs an agent's certificate request: CommonName is the computer's GUID, usable both as a
+// TLS client (heartbeats to 4120) and as a TLS server (the agent's own port 4118, relays' 4122).
+func (ca *CA) IssueAgent(csrDER []byte, guid string) (*x509.Certificate, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	switch k := csr.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if n := k.Curve.Params().BitSize; n != 256 && n != 384 {
+			return nil, ErrWeakKey
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, ErrWeakKey
+		}
+	case ed25519PublicKey:
+	default:
+		return nil, ErrWeakKey
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: guid, Organization: []string{"tlsfleet agent"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(agentCertValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{guid},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.Key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// PEM encodes a certificate.
+func PEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+type ed25519PublicKey = ed25519.PublicKey

@@ -1,0 +1,386 @@
+// Package dsmc is dsm_c, the Manager's command-line tool, with the syntax of the product help page:
+// `dsm_c [--dir DIR] -action ACTION [-name N] [-value V] [-output json]`. It changes and shows the
+// fleet-wide settings, creates API keys, reports which TLS clients still use old protocol versions and
+// exports the fleet CA certificate. Every input is checked before the database is touched: bad input
+// exits 2 with a message that names it and what is allowed, and changes nothing.
+package dsmc
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"tlsfleet/internal/install"
+	"tlsfleet/internal/settings"
+	"tlsfleet/internal/store"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1 // the install folder, the database or a file could not be used
+	ExitBadInput = 2 // the command line was wrong; nothing changed
+)
+
+// inputError is the caller's fault: Run exits 2 for it.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func bad(format string, a ...any) error { return &inputError{fmt.Sprintf(format, a...)} }
+
+// errNoAction is returned after the usage went to stderr because no action was given.
+var errNoAction = errors.New("no -action given")
+
+// Run runs dsm_c with the arguments after the program name and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdout, stderr)
+	var ie *inputError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ie):
+		fmt.Fprintln(stderr, "dsm_c:", ie.msg)
+		return ExitBadInput
+	case errors.Is(err, errNoAction):
+		fmt.Fprintf(stderr, "dsm_c: no -action given; the actions are: %s\n", strings.Join(actionNames(), ", "))
+		return ExitBadInput
+	default:
+		fmt.Fprintln(stderr, "dsm_c:", err)
+		return ExitFailure
+	}
+}
+
+// strFlag is a string flag that remembers whether it was given, and refuses to be given twice (the last
+// of two -value flags silently winning would hide a typo).
+type strFlag struct {
+	val string
+	set bool
+}
+
+func (f *strFlag) String() string { return f.val }
+
+func (f *strFlag) Set(s string) error {
+	if f.set {
+		return fmt.Errorf("given twice (first %q); give it once", f.val)
+	}
+	f.val, f.set = s, true
+	return nil
+}
+
+// options are the parsed flags.
+type options struct {
+	dir, action, name, value, output, days, port strFlag
+}
+
+// flagList is the flags, as the error for an unknown one lists them.
+const flagList = "--dir DIR, -action ACTION, -name N, -value V, -output text|json, -days N, -port N"
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("dsm_c", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&o.dir, "dir", "the Manager's install folder")
+	fs.Var(&o.action, "action", "what to do")
+	fs.Var(&o.name, "name", "the setting, API key or port")
+	fs.Var(&o.value, "value", "the new value, days or path")
+	fs.Var(&o.output, "output", "text or json")
+	fs.Var(&o.days, "days", "tlsclients: the same as -value DAYS")
+	fs.Var(&o.port, "port", "tlsclients: the same as -name PORT")
+	if err := fs.Parse(fixDashes(args, stderr)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, bad("%v; the flags are: %s (see dsm_c -action help)", err, flagList)
+	}
+	if fs.NArg() > 0 {
+		return nil, bad("unexpected argument %q: every input is a flag (quote a value that has spaces); the flags are: %s",
+			fs.Arg(0), flagList)
+	}
+	for _, f := range []struct {
+		flag string
+		v    *strFlag
+	}{{"-name", &o.name}, {"-value", &o.value}, {"-days", &o.days}, {"-port", &o.port}, {"-action", &o.action}} {
+		if s, ok := stripCurlyQuotes(f.v.val); ok {
+			fmt.Fprintf(stderr, "dsm_c: warning: read %s %s as %q: typographic quotes, as copied from the help page, are not part of the value\n", f.flag, f.v.val, s)
+			f.v.val = s
+		}
+	}
+	return o, nil
+}
+
+// isDash reports whether r is a dash that a web page or a word processor puts where a command has "-".
+func isDash(r rune) bool {
+	switch r {
+	case '-', '\u2010', '\u2011', '\u2012', '\u2013', '\u2014', '\u2015', '\u2212':
+		return true
+	}
+	return false
+}
+
+func dashName(r rune) string {
+	switch r {
+	case '\u2013':
+		return "an en dash (U+2013)"
+	case '\u2014':
+		return "an em dash (U+2014)"
+	case '\u2212':
+		return "a minus sign (U+2212)"
+	}
+	return fmt.Sprintf("a typographic dash (%U)", r)
+}
+
+// fixDash rewrites "–name", "—name", "–-name", "-–name" and the like to "-name". It reports the
+// typographic dash it replaced.
+func fixDash(a string) (fixed string, dash rune, ok bool) {
+	rest := a
+	for n := 0; n < 2; n++ {
+		r, size := utf8.DecodeRuneInString(rest)
+		if !isDash(r) {
+			break
+		}
+		if r != '-' && dash == 0 {
+			dash = r
+		}
+		rest = rest[size:]
+	}
+	if dash == 0 || rest == "" {
+		return a, 0, false
+	}
+	return "-" + rest, dash, true
+}
+
+// fixDashes applies fixDash to the arguments in flag position (not to the value after a flag), warning
+// about each one: the product help page prints "–name" with an en dash, and users paste from it.
+func fixDashes(args []string, stderr io.Writer) []string {
+	out := append([]string(nil), args...)
+	value := false // the previous argument was a flag whose value is this one
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if value {
+			value = false
+			continue
+		}
+		if f, dash, ok := fixDash(a); ok {
+			fmt.Fprintf(stderr, "dsm_c: warning: read %q as %q: it starts with %s, as copied from the help page; type a plain \"-\"\n",
+				a, f, dashName(dash))
+			out[i], a = f, f
+		}
+		// Every dsm_c flag takes a value; with no "=" it is the next argument.
+		value = strings.HasPrefix(a, "-") && len(a) > 1 && !strings.Contains(a, "=")
+	}
+	return out
+}
+
+// stripCurlyQuotes removes typographic quotes around a value ("“TLSv1.2”"), which the shell keeps.
+func stripCurlyQuotes(s string) (string, bool) {
+	const quotes = "\u201c\u201d\u2018\u2019\u201e\u00ab\u00bb"
+	first, fs := utf8.DecodeRuneInString(s)
+	last, ls := utf8.DecodeLastRuneInString(s)
+	if len(s) < fs+ls || !strings.ContainsRune(quotes, first) || !strings.ContainsRune(quotes, last) {
+		return s, false
+	}
+	return s[fs : len(s)-ls], true
+}
+
+// session is what an action works with.
+type session struct {
+	folder *install.Folder
+	db     *store.DB // nil for actions that do not need the database
+	stdout io.Writer
+	stderr io.Writer
+	json   bool
+}
+
+// action is one -action.
+type action struct {
+	name     string
+	synopsis string
+	help     string
+	flags    []string // the flags it takes besides --dir and -output
+	needsDB  bool
+	// prepare checks the flags and returns the work; it runs before anything is opened.
+	prepare func(o *options) (func(ctx context.Context, s *session) error, error)
+}
+
+var actions []action
+
+func init() {
+	actions = []action{
+		{name: "changesetting", synopsis: "-name N -value V", flags: []string{"name", "value"}, needsDB: true, prepare: prepareChangeSetting,
+			help: "change a fleet-wide setting; a running Manager applies it within 2 s"},
+		{name: "viewsetting", synopsis: "[-name N]", flags: []string{"name"}, needsDB: true, prepare: prepareViewSetting,
+			help: "show one setting or all, with default and allowed values"},
+		{name: "createapikey", synopsis: "-name N", flags: []string{"name"}, needsDB: true, prepare: prepareCreateAPIKey,
+			help: "create an API key for the REST API (shown once)"},
+		{name: "tlsclients", synopsis: "[-value DAYS] [-name PORT]", flags: []string{"name", "value", "days", "port"}, needsDB: true, prepare: prepareTLSClients,
+			help: "the TLS clients seen in the last DAYS days (7), on one port or all"},
+		{name: "exportdsmcert", synopsis: "[-value PATH]", flags: []string{"value"}, prepare: prepareExportCert,
+			help: "print the fleet CA certificate (PEM), or write it to PATH"},
+		{name: "help", help: "this text"},
+	}
+}
+
+func actionNames() []string {
+	out := make([]string, len(actions))
+	for i, a := range actions {
+		out[i] = a.name
+	}
+	return out
+}
+
+func findAction(name string) (action, bool) {
+	for _, a := range actions {
+		if strings.EqualFold(a.name, strings.TrimSpace(name)) {
+			return a, true
+		}
+	}
+	return action{}, false
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString(`dsm_c — the tlsfleet Manager's command-line tool
+
+Usage:
+  dsm_c [--dir DIR] -action ACTION [-name N] [-value V] [-output json]
+
+Actions:
+`)
+	for _, a := range actions {
+		fmt.Fprintf(&b, "  %-42s %s\n", strings.TrimSpace(a.name+" "+a.synopsis), a.help)
+	}
+	b.WriteString(`
+Flags:
+  --dir DIR      the Manager's install folder; default $TLSFLEET_DIR, else this binary's folder
+                 when it holds configuration.properties
+  -output json   JSON instead of text (text is the default)
+  -days N        tlsclients: the same as -value N
+  -port N        tlsclients: the same as -name N
+
+Settings (dsm_c -action viewsetting shows their values):
+`)
+	for _, s := range settings.Registry {
+		fmt.Fprintf(&b, "  %s\n", s.Name)
+	}
+	b.WriteString(`
+Flags take one dash or two (-name, --name). The help page's en dash (–name) is read as -name, with
+a warning. Exit status: 0 done; 2 bad input, nothing changed; 1 the install folder, the database
+or a file could not be used.
+`)
+	return b.String()
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(o.action.val) == "" {
+		fmt.Fprint(stderr, usage())
+		return errNoAction
+	}
+	act, ok := findAction(o.action.val)
+	if !ok {
+		return bad("-action %q is not an action; the actions are: %s", o.action.val, strings.Join(actionNames(), ", "))
+	}
+	if act.name == "help" {
+		fmt.Fprint(stdout, usage())
+		return nil
+	}
+	asJSON, err := parseOutput(o.output)
+	if err != nil {
+		return err
+	}
+	if err := checkFlagsUsed(act, o); err != nil {
+		return err
+	}
+	work, err := act.prepare(o)
+	if err != nil {
+		return err
+	}
+
+	dir, err := install.Find(o.dir.val)
+	if err != nil {
+		return err
+	}
+	folder, err := install.Open(dir)
+	if err != nil {
+		return err
+	}
+	s := &session{folder: folder, stdout: stdout, stderr: stderr, json: asJSON}
+	if act.needsDB {
+		db, err := store.Open(ctx, folder.DBPath)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		s.db = db
+	}
+	return work(ctx, s)
+}
+
+func parseOutput(f strFlag) (bool, error) {
+	switch v := strings.ToLower(strings.TrimSpace(f.val)); {
+	case !f.set || v == "text":
+		return false, nil
+	case v == "json":
+		return true, nil
+	}
+	return false, bad("-output %q is not an output format; use -output json, or leave it out (or -output text) for text", f.val)
+}
+
+// checkFlagsUsed refuses a flag the action does not read: `-action viewsetting -name X -value Y` was
+// meant as a changesetting.
+func checkFlagsUsed(act action, o *options) error {
+	for _, f := range []struct {
+		name string
+		v    *strFlag
+	}{{"name", &o.name}, {"value", &o.value}, {"days", &o.days}, {"port", &o.port}} {
+		if f.v.set && !containsString(act.flags, f.name) {
+			takes := "no flags besides --dir and -output"
+			if act.synopsis != "" {
+				takes = act.synopsis + " (and --dir, -output)"
+			}
+			return bad("-action %s does not use -%s; it takes %s", act.name, f.name, takes)
+		}
+	}
+	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// actor names who made a change, as the setting events record it: "dsm_c:" and the OS user.
+func actor() string {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = os.Getenv("USER")
+	}
+	if name == "" {
+		name = "uid" + strconv.Itoa(os.Getuid())
+	}
+	return "dsm_c:" + name
+}
