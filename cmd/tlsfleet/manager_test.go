@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,17 +18,8 @@ import (
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/testtarget"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // buildBinary builds tlsfleet once per test into a temporary folder.
 func buildBinary(t *testing.T) string {
@@ -46,9 +36,9 @@ func buildBinary(t *testing.T) string {
 func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 	bin := buildBinary(t)
 	dir := filepath.Join(t.TempDir(), "manager")
-	port := freePort(t)
+	port := testtarget.FreePort(t)
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "manager", "--dir", dir, "--console-port", strconv.Itoa(port), "--heartbeat-port", strconv.Itoa(freePort(t)), "--listen", "127.0.0.1")
+		cmd := exec.Command(bin, "manager", "--dir", dir, "--console-port", strconv.Itoa(port), "--heartbeat-port", strconv.Itoa(testtarget.FreePort(t)), "--listen", "127.0.0.1")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {

@@ -5,11 +5,12 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"tlsfleet/internal/testtarget"
 )
 
 // BenchmarkHandshakes measures full TLS 1.3 handshakes per second on the console port, each followed by
@@ -20,7 +21,7 @@ func BenchmarkHandshakes(b *testing.B) {
 		off  bool
 	}{{"telemetry", false}, {"no-telemetry", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			m, err := Start(b.Context(), Options{Dir: filepath.Join(b.TempDir(), "m"), ConsolePort: freePortB(b), HeartbeatPort: freePortB(b),
+			m, err := Start(b.Context(), Options{Dir: filepath.Join(b.TempDir(), "m"), ConsolePort: testtarget.FreePort(b), HeartbeatPort: testtarget.FreePort(b),
 				Listen: "127.0.0.1", NoTelemetry: tc.off, Logger: slog.New(slog.DiscardHandler), FlushInterval: time.Second})
 			if err != nil {
 				b.Fatal(err)
@@ -48,13 +49,4 @@ func BenchmarkHandshakes(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
 		})
 	}
-}
-
-func freePortB(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -22,21 +22,10 @@ import (
 	"tlsfleet/internal/testtarget"
 )
 
-// freePort returns a loopback port nobody listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startManager starts a Manager in a fresh install folder on free loopback ports.
 func startManager(t *testing.T, tune func(*Options)) *Manager {
 	t.Helper()
-	o := Options{Dir: filepath.Join(t.TempDir(), "manager"), ConsolePort: freePort(t), HeartbeatPort: freePort(t), Listen: "127.0.0.1",
+	o := Options{Dir: filepath.Join(t.TempDir(), "manager"), ConsolePort: testtarget.FreePort(t), HeartbeatPort: testtarget.FreePort(t), Listen: "127.0.0.1",
 		PollInterval: 200 * time.Millisecond, FlushInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	if tune != nil {
 		tune(&o)
@@ -323,7 +312,7 @@ func TestSlowClients(t *testing.T) {
 // A restart reuses everything: same CA, same certificate, same settings, no new admin password.
 func TestRestartReusesInstall(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "m")
-	o := Options{Dir: dir, ConsolePort: freePort(t), HeartbeatPort: freePort(t), Listen: "127.0.0.1", Logger: slog.New(slog.DiscardHandler)}
+	o := Options{Dir: dir, ConsolePort: testtarget.FreePort(t), HeartbeatPort: testtarget.FreePort(t), Listen: "127.0.0.1", Logger: slog.New(slog.DiscardHandler)}
 	m1, err := Start(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -383,7 +383,7 @@ func startProcess(t testing.TB, name string, stopSig os.Signal, newCmd func(port
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port := freePort(t)
+		port := FreePort(t)
 		cmd := newCmd(port)
 		out := &tailBuffer{max: 16 << 10}
 		cmd.Stdout, cmd.Stderr = out, out
