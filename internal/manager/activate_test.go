@@ -36,7 +36,7 @@ func token(t *testing.T, m *Manager, uses int, expires time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.db.InsertActivationToken(t.Context(), hash, store.ActivationToken{ExpiresAt: expires.UTC().Format(time.RFC3339Nano), UsesLeft: uses, PolicyID: "p1"}); err != nil {
+	if err := m.db.(*store.DB).InsertActivationToken(t.Context(), hash, store.ActivationToken{ExpiresAt: expires.UTC().Format(time.RFC3339Nano), UsesLeft: uses, PolicyID: "p1"}); err != nil {
 		t.Fatal(err)
 	}
 	return plain
@@ -85,7 +85,7 @@ func TestActivation(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %q", tt.name, code, body, tt.code, tt.want)
 		}
 	}
-	if cs, _ := m.db.Computers(t.Context()); len(cs) != 0 {
+	if cs, _ := m.db.(*store.DB).Computers(t.Context()); len(cs) != 0 {
 		t.Fatalf("refused activations left computers: %+v", cs)
 	}
 	// The good token was not spent by the refusals above.
@@ -101,7 +101,7 @@ func TestActivation(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil || leaf.Subject.CommonName != ar.GUID {
 		t.Errorf("issued certificate: CN %q, GUID %q, verify %v", leaf.Subject.CommonName, ar.GUID, err)
 	}
-	cs, _ := m.db.Computers(t.Context())
+	cs, _ := m.db.(*store.DB).Computers(t.Context())
 	if len(cs) != 1 || cs[0].GUID != ar.GUID || cs[0].PolicyID != "p1" || cs[0].TLSVersions != "TLSv1.2,TLSv1.3" {
 		t.Errorf("computers: %+v", cs)
 	}
@@ -118,7 +118,7 @@ func TestActivation(t *testing.T) {
 	}
 	resp.Body.Close()
 	m.tel.Flush(t.Context())
-	obs, _ := m.db.Observations(t.Context(), "2000-01-01T00:00:00Z", m.folder.HeartbeatPort)
+	obs, _ := m.db.(*store.DB).Observations(t.Context(), "2000-01-01T00:00:00Z", m.folder.HeartbeatPort)
 	named := false
 	for _, o := range obs {
 		named = named || o.AgentGUID == ar.GUID

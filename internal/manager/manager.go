@@ -29,6 +29,22 @@ import (
 	"tlsfleet/internal/tlspolicy"
 )
 
+// Store is what the Manager needs from its database; the SQLite store implements it (and a PostgreSQL
+// one will, for several Manager nodes).
+type Store interface {
+	Settings(ctx context.Context) (map[string]string, error)
+	SetSetting(ctx context.Context, name, value, actor string) (old string, changed bool, err error)
+	SettingsVersion(ctx context.Context) (int64, error)
+	APIKeyHash(ctx context.Context, prefix string) (name, hash string, err error)
+	CreateAdmin(ctx context.Context, username, passwordHash string) (bool, error)
+	AddObservations(ctx context.Context, obs []store.Observation) error
+	Observations(ctx context.Context, since string, port int) ([]store.Observation, error)
+	Activate(ctx context.Context, tokenHash string, at time.Time, c store.Computer, issue func(store.ActivationToken) (store.Computer, error)) (store.Computer, error)
+	Close() error
+}
+
+var _ Store = (*store.DB)(nil)
+
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
 	Dir string
@@ -57,7 +73,7 @@ type Manager struct {
 	opts    Options
 	log     *slog.Logger
 	folder  *install.Folder
-	db      *store.DB
+	db      Store
 	ca      *pki.CA
 	tel     *telemetry.Recorder
 	console *tlspolicy.Server
@@ -136,9 +152,11 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.db, err = store.Open(ctx, m.folder.DBPath); err != nil {
+	db, err := store.Open(ctx, m.folder.DBPath)
+	if err != nil {
 		return nil, err
 	}
+	m.db = db
 	ok := false
 	defer func() {
 		if !ok {

@@ -45,7 +45,7 @@ func apiKey(t *testing.T, m *Manager) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.db.InsertAPIKey(t.Context(), "test-"+k.Prefix, k.Prefix, k.Hash); err != nil {
+	if err := m.db.(*store.DB).InsertAPIKey(t.Context(), "test-"+k.Prefix, k.Prefix, k.Hash); err != nil {
 		t.Fatal(err)
 	}
 	return k.Plaintext
@@ -221,10 +221,10 @@ func TestAPIAuthAndSettings(t *testing.T) {
 			t.Errorf("PUT %s %v: %d %v", bad.path, bad.body, code, e)
 		}
 	}
-	if v, _ := m.db.Settings(t.Context()); v[name] != "TLSv1.3" {
+	if v, _ := m.db.(*store.DB).Settings(t.Context()); v[name] != "TLSv1.3" {
 		t.Errorf("stored %v after rejected changes", v)
 	}
-	ev, _ := m.db.SettingEvents(t.Context(), name, 10)
+	ev, _ := m.db.(*store.DB).SettingEvents(t.Context(), name, 10)
 	if len(ev) != 1 || !strings.HasPrefix(ev[0].Actor, "api:test-") {
 		t.Errorf("events %+v", ev)
 	}
@@ -324,7 +324,7 @@ func TestRestartReusesInstall(t *testing.T) {
 		t.Errorf("password file mode %v", st.Mode())
 	}
 	fp := m1.CA().Fingerprint()
-	m1.db.SetSetting(t.Context(), "settings.configuration.enableStrongCiphers", "true", "test")
+	m1.db.(*store.DB).SetSetting(t.Context(), "settings.configuration.enableStrongCiphers", "true", "test")
 	m1.Close()
 	m2, err := Start(t.Context(), o)
 	if err != nil {
@@ -334,7 +334,7 @@ func TestRestartReusesInstall(t *testing.T) {
 	if m2.FirstStart || m2.InitialPasswordFile != "" || m2.CA().Fingerprint() != fp {
 		t.Errorf("restart: first=%v password=%q CA changed=%v", m2.FirstStart, m2.InitialPasswordFile, m2.CA().Fingerprint() != fp)
 	}
-	if v, _ := m2.db.Settings(t.Context()); v["settings.configuration.enableStrongCiphers"] != "true" {
+	if v, _ := m2.db.(*store.DB).Settings(t.Context()); v["settings.configuration.enableStrongCiphers"] != "true" {
 		t.Errorf("settings after restart: %v", v)
 	}
 }
