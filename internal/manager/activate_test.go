@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/auth"
+	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/store"
 )
 
@@ -49,7 +50,7 @@ func TestActivation(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(m.CA().Cert)
 	pinned := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
-	post := func(req ActivateRequest) (int, ActivateResponse, string) {
+	post := func(req fleetapi.ActivateRequest) (int, fleetapi.ActivateResponse, string) {
 		b, _ := json.Marshal(req)
 		resp, err := pinned.Post("https://"+m.AgentAddr()+"/agent/v1/activate", "application/json", bytes.NewReader(b))
 		if err != nil {
@@ -58,7 +59,7 @@ func TestActivation(t *testing.T) {
 		defer resp.Body.Close()
 		var raw json.RawMessage
 		json.NewDecoder(resp.Body).Decode(&raw)
-		var ar ActivateResponse
+		var ar fleetapi.ActivateResponse
 		json.Unmarshal(raw, &ar)
 		return resp.StatusCode, ar, string(raw)
 	}
@@ -68,16 +69,16 @@ func TestActivation(t *testing.T) {
 	expired := token(t, m, 5, time.Now().Add(-time.Minute))
 	bad := []struct {
 		name string
-		req  ActivateRequest
+		req  fleetapi.ActivateRequest
 		code int
 		want string
 	}{
-		{"unknown token", ActivateRequest{Token: "act_nope", CSR: csrPEM(t, key), Hostname: "web1"}, 403, "unknown, expired or used up"},
-		{"expired token", ActivateRequest{Token: expired, CSR: csrPEM(t, key), Hostname: "web1"}, 403, "unknown, expired or used up"},
-		{"no CSR", ActivateRequest{Token: good, Hostname: "web1"}, 400, "needs token, csr and hostname"},
-		{"garbage CSR", ActivateRequest{Token: good, CSR: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", Hostname: "web1"}, 400, "certificate request"},
-		{"weak key", ActivateRequest{Token: good, CSR: csrPEM(t, weak), Hostname: "web1"}, 400, "at least 2048 bits"},
-		{"bad hostname", ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "a b"}, 400, "is not a host name"},
+		{"unknown token", fleetapi.ActivateRequest{Token: "act_nope", CSR: csrPEM(t, key), Hostname: "web1"}, 403, "unknown, expired or used up"},
+		{"expired token", fleetapi.ActivateRequest{Token: expired, CSR: csrPEM(t, key), Hostname: "web1"}, 403, "unknown, expired or used up"},
+		{"no CSR", fleetapi.ActivateRequest{Token: good, Hostname: "web1"}, 400, "needs token, csr and hostname"},
+		{"garbage CSR", fleetapi.ActivateRequest{Token: good, CSR: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", Hostname: "web1"}, 400, "certificate request"},
+		{"weak key", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, weak), Hostname: "web1"}, 400, "at least 2048 bits"},
+		{"bad hostname", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "a b"}, 400, "is not a host name"},
 	}
 	for _, tt := range bad {
 		code, _, body := post(tt.req)
@@ -89,7 +90,7 @@ func TestActivation(t *testing.T) {
 		t.Fatalf("refused activations left computers: %+v", cs)
 	}
 	// The good token was not spent by the refusals above.
-	code, ar, body := post(ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: "linux/amd64", AgentVersion: "20.0.1", TLSVersions: []string{"TLSv1.2", "TLSv1.3"}})
+	code, ar, body := post(fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: "linux/amd64", AgentVersion: "20.0.1", TLSVersions: []string{"TLSv1.2", "TLSv1.3"}})
 	if code != 200 {
 		t.Fatalf("activation: %d %s", code, body)
 	}
@@ -106,7 +107,7 @@ func TestActivation(t *testing.T) {
 		t.Errorf("computers: %+v", cs)
 	}
 	// One use only.
-	if code, _, body := post(ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web2"}); code != 403 {
+	if code, _, body := post(fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web2"}); code != 403 {
 		t.Errorf("second use of a one-use token: %d %s", code, body)
 	}
 	// The new identity works as a client certificate on the agent channel, and telemetry names it.

@@ -12,29 +12,10 @@ import (
 	"time"
 
 	"tlsfleet/internal/auth"
+	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/store"
 )
-
-// ActivateRequest is what an agent sends to POST /agent/v1/activate on the agent channel, over
-// server-authenticated TLS (it pins the fleet CA's fingerprint).
-type ActivateRequest struct {
-	Token        string   `json:"token"`
-	CSR          string   `json:"csr"` // PEM
-	Hostname     string   `json:"hostname"`
-	Platform     string   `json:"platform"`
-	AgentVersion string   `json:"agent_version"`
-	TLSVersions  []string `json:"tls_versions"`
-}
-
-// ActivateResponse carries the agent's identity and certificate.
-type ActivateResponse struct {
-	GUID        string `json:"guid"`
-	Certificate string `json:"certificate"` // PEM, signed by the fleet CA
-	CA          string `json:"ca"`          // PEM
-	PolicyID    string `json:"policy_id,omitempty"`
-	RelayGroup  string `json:"relay_group,omitempty"`
-}
 
 func newGUID() (string, error) {
 	var b [16]byte
@@ -50,7 +31,7 @@ func newGUID() (string, error) {
 // activate issues an agent certificate for a valid token. Every check happens before the token is spent,
 // and the spending, the certificate and the inventory row are one transaction.
 func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
-	var req ActivateRequest
+	var req fleetapi.ActivateRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -101,5 +82,5 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.log.Info("agent activated", "guid", c.GUID, "hostname", c.Hostname, "client", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, ActivateResponse{GUID: c.GUID, Certificate: string(cert), CA: string(pki.PEM(m.ca.Cert)), PolicyID: c.PolicyID, RelayGroup: c.RelayGroup})
+	writeJSON(w, http.StatusOK, fleetapi.ActivateResponse{GUID: c.GUID, Certificate: string(cert), CA: string(pki.PEM(m.ca.Cert)), PolicyID: c.PolicyID, RelayGroup: c.RelayGroup})
 }

@@ -140,7 +140,7 @@ func (ca *CA) LoadOrCreateServer(dir string, kt KeyType, hosts []string) (tls.Ce
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("manager certificate: %w", err)
 		}
-		return pair, nil
+		return ca.withChain(pair), nil
 	}
 	key, err := newKey(kt)
 	if err != nil {
@@ -152,13 +152,14 @@ func (ca *CA) LoadOrCreateServer(dir string, kt KeyType, hosts []string) (tls.Ce
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: "tlsfleet manager", Organization: []string{"tlsfleet"}},
+		Subject:      pkix.Name{CommonName: ManagerCommonName, Organization: []string{"tlsfleet"}},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(2, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		// ClientAuth too: the Manager presents this certificate when it calls agents on 4118.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -174,7 +175,21 @@ func (ca *CA) LoadOrCreateServer(dir string, kt KeyType, hosts []string) (tls.Ce
 	if err := writePair(certPath, keyPath, der, key); err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.LoadX509KeyPair(certPath, keyPath)
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return ca.withChain(pair), nil
+}
+
+// ManagerCommonName names the Manager's certificate (agents check it when the Manager calls them).
+const ManagerCommonName = "tlsfleet manager"
+
+// withChain sends the CA after the leaf, so that an agent activating with only the CA's fingerprint can
+// check the chain.
+func (ca *CA) withChain(pair tls.Certificate) tls.Certificate {
+	pair.Certificate = append(pair.Certificate[:1:1], ca.Cert.Raw)
+	return pair
 }
 
 func writePair(certPath, keyPath string, der []byte, key crypto.Signer) error {

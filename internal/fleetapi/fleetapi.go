@@ -1,0 +1,192 @@
+// Package fleetapi is the wire format of the fleet's own channels — the Manager's agent channel (4120),
+// the agent's port (4118) and the relay's port (4122): paths, JSON bodies, the policy document an agent
+// runs and its fingerprint. It depends on nothing heavier than the standard library, so the agent links
+// it without the Manager's database or console.
+package fleetapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Paths.
+const (
+	// On the Manager's agent channel (4120).
+	PathActivate  = "/agent/v1/activate"  // POST ActivateRequest → ActivateResponse; server-authenticated TLS
+	PathHeartbeat = "/agent/v1/heartbeat" // POST Heartbeat → HeartbeatResponse; mutual TLS
+	PathBundles   = "/agent/v1/bundles/"  // GET PathBundles+SHA256 → the bundle's bytes; mutual TLS (relays mirror from here)
+	// On the agent's port (4118), mutual TLS, called by the Manager.
+	PathPolicy = "/agent/v1/policy" // PUT Policy → 204; the Manager's "send policy now"
+	PathStatus = "/agent/v1/status" // GET → Status
+	// On a relay's port (4122), TLS with the relay policy.
+	PathRelayBundles = "/bundles/" // GET PathRelayBundles+SHA256 → the bundle's bytes
+)
+
+// MaxBody bounds every JSON body on these channels.
+const MaxBody = 1 << 20
+
+// ManagerCommonName is the CommonName of the Manager's certificate, which agents check when the Manager
+// calls them on 4118.
+const ManagerCommonName = "tlsfleet manager"
+
+// ActivateRequest is what an agent sends to activate, over server-authenticated TLS pinned to the fleet
+// CA's fingerprint.
+type ActivateRequest struct {
+	Token        string   `json:"token"`
+	CSR          string   `json:"csr"` // PEM
+	Hostname     string   `json:"hostname"`
+	Platform     string   `json:"platform"`
+	AgentVersion string   `json:"agent_version"`
+	TLSVersions  []string `json:"tls_versions"`
+	// PolicyID and RelayGroup, from dsa_control's policyid: and relaygroupid:, override the token's.
+	PolicyID   string `json:"policy_id,omitempty"`
+	RelayGroup string `json:"relay_group,omitempty"`
+}
+
+// ActivateResponse carries the agent's identity and certificate.
+type ActivateResponse struct {
+	GUID        string `json:"guid"`
+	Certificate string `json:"certificate"` // PEM, signed by the fleet CA
+	CA          string `json:"ca"`          // PEM
+	PolicyID    string `json:"policy_id,omitempty"`
+	RelayGroup  string `json:"relay_group,omitempty"`
+}
+
+// Heartbeat is an agent's periodic check-in.
+type Heartbeat struct {
+	// Seq grows with every heartbeat of an agent (it survives the agent's restarts); the Manager refuses
+	// a heartbeat whose Seq is not above the last it accepted (a replay).
+	Seq          uint64   `json:"seq"`
+	AgentVersion string   `json:"agent_version"`
+	Platform     string   `json:"platform"`
+	TLSVersions  []string `json:"tls_versions"` // versions the agent's TLS stack can speak
+	// PolicyFingerprint is the fingerprint of the policy the agent runs ("" before its first).
+	PolicyFingerprint string `json:"policy_fingerprint"`
+	// Listen is where the agent serves 4118 ("" when it does not listen: agent-initiated).
+	Listen string       `json:"listen,omitempty"`
+	Relay  *RelayStatus `json:"relay,omitempty"`
+	// Legacy marks the legacy simulator.
+	Legacy bool `json:"legacy,omitempty"`
+}
+
+// RelayStatus is what a relay reports.
+type RelayStatus struct {
+	Listen  string   `json:"listen"`  // HOST:4122
+	Bundles []string `json:"bundles"` // SHA-256 of the bundles it holds
+}
+
+// HeartbeatResponse answers a heartbeat.
+type HeartbeatResponse struct {
+	IntervalSeconds int `json:"interval_seconds"`
+	// Policy is set when the agent's fingerprint differs from its current policy.
+	Policy   *Policy  `json:"policy,omitempty"`
+	Commands []string `json:"commands,omitempty"`
+}
+
+// Communication directions, a policy setting.
+const (
+	Bidirectional     = "bidirectional"
+	AgentInitiated    = "agent-initiated"
+	ManagerInitiated  = "manager-initiated"
+	DefaultRelayPort  = 4122
+	DefaultAgentPort  = 4118
+	DefaultHeartbeatS = 600
+)
+
+// TLSSettings restrict one of the agent's listeners.
+type TLSSettings struct {
+	MinVersion    string `json:"min_version"` // TLSv1, TLSv1.1, TLSv1.2, TLSv1.3
+	StrongCiphers bool   `json:"strong_ciphers"`
+}
+
+// RelayPolicy turns the relay role on.
+type RelayPolicy struct {
+	Port  int         `json:"port"`
+	Group string      `json:"group"`
+	TLS   TLSSettings `json:"tls"`
+}
+
+// Bundle is an update bundle the Manager publishes and relays mirror, addressed by its SHA-256.
+type Bundle struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Policy is the document an agent runs. Its fingerprint covers everything but Serial.
+type Policy struct {
+	// Serial grows with every change of any policy on the Manager; an agent refuses a pushed policy whose
+	// Serial is below the one it runs (a replay of an old push).
+	Serial           int64       `json:"serial"`
+	PolicyID         string      `json:"policy_id"`
+	Direction        string      `json:"direction"`
+	HeartbeatSeconds int         `json:"heartbeat_seconds"`
+	Agent            TLSSettings `json:"agent"`
+	// Relay is set when this computer is a relay.
+	Relay *RelayPolicy `json:"relay,omitempty"`
+	// Relays are the relays of the agent's group (HOST:PORT), in the order this agent should try them.
+	Relays  []string `json:"relays"`
+	Bundles []Bundle `json:"bundles"`
+}
+
+// Fingerprint is the SHA-256 of the policy's canonical JSON without its Serial.
+func (p *Policy) Fingerprint() string {
+	c := *p
+	c.Serial = 0
+	b, err := json.Marshal(c)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// Validate checks a received policy.
+func (p *Policy) Validate() error {
+	switch p.Direction {
+	case Bidirectional, AgentInitiated, ManagerInitiated:
+	default:
+		return fmt.Errorf("policy direction %q: use %s, %s or %s", p.Direction, Bidirectional, AgentInitiated, ManagerInitiated)
+	}
+	if p.HeartbeatSeconds < 1 || p.HeartbeatSeconds > 86400 {
+		return fmt.Errorf("policy heartbeat %d s: must be 1..86400", p.HeartbeatSeconds)
+	}
+	check := func(what string, t TLSSettings) error {
+		switch t.MinVersion {
+		case "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3":
+			return nil
+		}
+		return fmt.Errorf("policy %s minimum %q: use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3", what, t.MinVersion)
+	}
+	if err := check("agent", p.Agent); err != nil {
+		return err
+	}
+	if p.Relay != nil {
+		if err := check("relay", p.Relay.TLS); err != nil {
+			return err
+		}
+		if p.Relay.Port < 1 || p.Relay.Port > 65535 {
+			return fmt.Errorf("policy relay port %d", p.Relay.Port)
+		}
+	}
+	for _, b := range p.Bundles {
+		if len(b.SHA256) != 64 || strings.Trim(b.SHA256, "0123456789abcdef") != "" {
+			return fmt.Errorf("policy bundle %q: SHA-256 %q is not 64 hex digits", b.Name, b.SHA256)
+		}
+	}
+	return nil
+}
+
+// Status is what GET /agent/v1/status on 4118 returns.
+type Status struct {
+	GUID              string `json:"guid"`
+	Manager           string `json:"manager"`
+	PolicyFingerprint string `json:"policy_fingerprint"`
+	PolicySerial      int64  `json:"policy_serial"`
+	LastHeartbeat     string `json:"last_heartbeat"`
+	NegotiatedTLS     string `json:"negotiated_tls"`
+	Relay             bool   `json:"relay"`
+}
