@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,13 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "activation request: %v", err)
 		return
 	}
+	if req.RelayGroup != "" {
+		groups, err := m.sqliteDB().RelayGroups(r.Context())
+		if err != nil || !slices.Contains(groups, req.RelayGroup) {
+			writeError(w, http.StatusBadRequest, "relay group %q does not exist; the groups are: %s", req.RelayGroup, strings.Join(groups, ", "))
+			return
+		}
+	}
 	if req.Token == "" || req.CSR == "" || req.Hostname == "" {
 		writeError(w, http.StatusBadRequest, "activation request needs token, csr and hostname")
 		return
@@ -65,9 +73,16 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 			return store.Computer{}, err
 		}
 		cert = pki.PEM(crt)
+		policyID, group := tok.PolicyID, tok.RelayGroup
+		if req.PolicyID != "" {
+			policyID = req.PolicyID
+		}
+		if req.RelayGroup != "" {
+			group = req.RelayGroup
+		}
 		return store.Computer{GUID: guid, Hostname: req.Hostname, Platform: req.Platform, AgentVersion: req.AgentVersion,
 			TLSVersions: strings.Join(req.TLSVersions, ","), CertSerial: crt.SerialNumber.Text(16),
-			CertExpires: crt.NotAfter.UTC().Format(time.RFC3339), PolicyID: tok.PolicyID, RelayGroup: tok.RelayGroup}, nil
+			CertExpires: crt.NotAfter.UTC().Format(time.RFC3339), PolicyID: policyID, RelayGroup: group}, nil
 	})
 	switch {
 	case errors.Is(err, store.ErrTokenInvalid):
@@ -82,5 +97,6 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.log.Info("agent activated", "guid", c.GUID, "hostname", c.Hostname, "client", r.RemoteAddr)
+	m.release(r.Context()) // its first policy, for its first heartbeat
 	writeJSON(w, http.StatusOK, fleetapi.ActivateResponse{GUID: c.GUID, Certificate: string(cert), CA: string(pki.PEM(m.ca.Cert)), PolicyID: c.PolicyID, RelayGroup: c.RelayGroup})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/auth"
+	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
 	"tlsfleet/internal/tlspolicy"
@@ -43,6 +44,8 @@ func (m *Manager) consoleHandler() http.Handler {
 	api.HandleFunc("PUT /api/settings/{name}", m.apiPutSetting)
 	api.HandleFunc("GET /api/tlsclients", m.apiTLSClients)
 	api.HandleFunc("GET /api/policy", m.apiPolicy)
+	api.HandleFunc("GET /api/computers", m.apiComputers)
+	api.HandleFunc("POST /api/sendpolicy", m.apiSendPolicy)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -56,7 +59,9 @@ func (m *Manager) consoleHandler() http.Handler {
 func (m *Manager) agentHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("POST /agent/v1/activate", m.activate)
+	mux.HandleFunc("POST "+fleetapi.PathActivate, m.activate)
+	mux.HandleFunc("POST "+fleetapi.PathHeartbeat, m.heartbeat)
+	mux.HandleFunc("GET "+fleetapi.PathBundles+"{sha256}", m.bundle)
 	return mux
 }
 

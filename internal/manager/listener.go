@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -56,10 +57,37 @@ type tlsListener struct {
 	done     chan struct{}
 	closeErr sync.Once
 	records  sync.Map // *tls.Conn -> *connRecord
+	log      *slog.Logger
+	logMu    sync.Mutex
+	logged   map[string]time.Time // client IP -> last refusal logged
 }
 
-func newTLSListener(ln net.Listener, port int, cfg *tls.Config, tel *telemetry.Recorder, timeout time.Duration, maxConns int) *tlsListener {
-	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout,
+// logRefusal writes one line per client and minute about a handshake the policy refused, so that an
+// operator sees who is cut off (and a flood cannot fill the log).
+func (l *tlsListener) logRefusal(ip, offered, reason string) {
+	if l.log == nil {
+		return
+	}
+	l.logMu.Lock()
+	if l.logged == nil {
+		l.logged = map[string]time.Time{}
+	}
+	last := l.logged[ip]
+	now := time.Now()
+	if now.Sub(last) < time.Minute {
+		l.logMu.Unlock()
+		return
+	}
+	if len(l.logged) > 10000 {
+		clear(l.logged)
+	}
+	l.logged[ip] = now
+	l.logMu.Unlock()
+	l.log.Warn("TLS handshake refused by the policy", "port", l.port, "client", ip, "offered_max", offered, "reason", reason)
+}
+
+func newTLSListener(ln net.Listener, port int, cfg *tls.Config, tel *telemetry.Recorder, timeout time.Duration, maxConns int, log *slog.Logger) *tlsListener {
+	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout, log: log,
 		slots: make(chan struct{}, maxConns), ready: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
@@ -117,6 +145,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		key.Outcome = telemetry.Failed
 		if seen != nil && !seen.decision.Accepted {
 			key.Outcome, reason = telemetry.Rejected, seen.decision.Alert+": "+seen.decision.Reason
+			l.logRefusal(key.ClientIP, key.OfferedMax, reason)
 		}
 		l.tel.Record(key, reason)
 		tc.Close()

@@ -65,7 +65,9 @@ type Options struct {
 	MaxConns int
 	// NoTelemetry turns handshake counting off (for benchmarks).
 	NoTelemetry bool
-	Logger      *slog.Logger
+	// HeartbeatSeconds, when set, overrides defaultHeartbeatPeriod in agents' policies (tests).
+	HeartbeatSeconds int
+	Logger           *slog.Logger
 }
 
 // Manager is a running Manager.
@@ -80,6 +82,8 @@ type Manager struct {
 	agents  *tlspolicy.Server
 
 	consoleLn, agentLn *tlsListener
+	cert               tls.Certificate
+	fleet              fleetState
 	servers            []*http.Server
 
 	mu          sync.Mutex
@@ -167,6 +171,8 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	m.tel = telemetry.New(m.flushObservations, m.log)
+	m.cert = cert
+	m.fleet.pending = map[string]store.CheckIn{}
 
 	pool := x509.NewCertPool()
 	pool.AddCert(m.ca.Cert)
@@ -215,9 +221,11 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m.serve(m.consoleLn, m.consoleHandler())
 	m.serve(m.agentLn, m.agentHandler())
-	m.wg.Add(2)
+	m.release(rctx) // policies of new computers, and of all when settings changed while stopped
+	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.tel.Run(rctx, o.FlushInterval) }()
 	go func() { defer m.wg.Done(); m.watch(rctx) }()
+	go func() { defer m.wg.Done(); m.fleetLoop(rctx) }()
 	ok = true
 	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
 	return m, nil
@@ -240,7 +248,7 @@ func (m *Manager) listen(port int, srv *tlspolicy.Server) (*tlsListener, error) 
 	if m.opts.NoTelemetry {
 		tel = telemetry.New(func(context.Context, []telemetry.Observation) error { return nil }, nil)
 	}
-	return newTLSListener(ln, port, srv.TLSConfig(), tel, m.opts.HandshakeTimeout, m.opts.MaxConns), nil
+	return newTLSListener(ln, port, srv.TLSConfig(), tel, m.opts.HandshakeTimeout, m.opts.MaxConns, m.log), nil
 }
 
 func (m *Manager) serve(l *tlsListener, h http.Handler) {
@@ -355,8 +363,12 @@ func (m *Manager) watch(ctx context.Context) {
 		if st == m.fileStamp && ver == m.settingsVer {
 			continue
 		}
+		settingsChanged := ver != m.settingsVer
 		m.fileStamp, m.settingsVer = st, ver
 		m.Reload(ctx)
+		if settingsChanged {
+			m.release(ctx)
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ const (
 	ManagerMinimumTLS   = tlspolicy.SettingManagerMinimum
 	HeartbeatPeriod     = "settings.configuration.defaultHeartbeatPeriod"
 	AutoSendPolicy      = "settings.configuration.automaticallySendPolicy"
+	Direction           = "settings.configuration.communicationDirection"
 	settingsNamePrefix  = "settings.configuration."
 	maxHeartbeatMinutes = 24 * 60
 )
@@ -61,6 +62,8 @@ var Registry = []Setting{
 		Description: "how often agents check in with the Manager"},
 	{Name: AutoSendPolicy, Kind: Bool, Allowed: []string{"true", "false"}, Default: "true",
 		Description: "send the changed policy to agents and relays by itself after a settings change"},
+	{Name: Direction, Kind: Enum, Allowed: []string{"bidirectional", "agent-initiated", "manager-initiated"}, Default: "bidirectional",
+		Description: "who opens connections: both (agents heartbeat to 4120, the Manager calls 4118), agents only (no 4118 listener), or the Manager only (it polls 4118)"},
 }
 
 // Lookup finds a setting by its exact name.

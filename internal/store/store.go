@@ -298,7 +298,33 @@ type Computer struct {
 	RelayGroup   string `json:"relay_group"`
 	ActivatedAt  string `json:"activated_at"`
 	Deactivated  bool   `json:"deactivated"`
+
+	Relay         bool   `json:"relay"`
+	RelayListen   string `json:"relay_listen,omitempty"`
+	Listen        string `json:"listen,omitempty"`
+	LastSeen      string `json:"last_seen,omitempty"`
+	LastSeq       uint64 `json:"last_seq"`
+	NegotiatedTLS string `json:"negotiated_tls,omitempty"`
+	Legacy        bool   `json:"legacy,omitempty"`
+	PolicyJSON    string `json:"-"`
+	PolicySent    string `json:"policy_sent,omitempty"`
+	PolicyAcked   string `json:"policy_acked,omitempty"`
 }
+
+const computerColumns = `guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires, policy_id, relay_group,
+	activated_at, deactivated, relay, relay_listen, listen, last_seen, last_seq, negotiated_tls, legacy, policy_json, policy_sent, policy_acked`
+
+func scanComputer(sc interface{ Scan(...any) error }) (Computer, error) {
+	var c Computer
+	var d, r, l int
+	err := sc.Scan(&c.GUID, &c.Hostname, &c.Platform, &c.AgentVersion, &c.TLSVersions, &c.CertSerial, &c.CertExpires, &c.PolicyID, &c.RelayGroup,
+		&c.ActivatedAt, &d, &r, &c.RelayListen, &c.Listen, &c.LastSeen, &c.LastSeq, &c.NegotiatedTLS, &l, &c.PolicyJSON, &c.PolicySent, &c.PolicyAcked)
+	c.Deactivated, c.Relay, c.Legacy = d != 0, r != 0, l != 0
+	return c, err
+}
+
+// DefaultRelayGroup is the group of computers not assigned to another.
+const DefaultRelayGroup = "Default Relay Group"
 
 // ErrTokenInvalid means the token is unknown, expired or used up.
 var ErrTokenInvalid = errors.New("activation token unknown, expired or used up")
@@ -328,9 +354,15 @@ func (s *DB) Activate(ctx context.Context, tokenHash string, at time.Time, c Com
 		return Computer{}, err
 	}
 	c.ActivatedAt = now()
+	if c.RelayGroup == "" {
+		c.RelayGroup = DefaultRelayGroup
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO computers (guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires,
 		policy_id, relay_group, activated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		c.GUID, c.Hostname, c.Platform, c.AgentVersion, c.TLSVersions, c.CertSerial, c.CertExpires, c.PolicyID, c.RelayGroup, c.ActivatedAt); err != nil {
+		return Computer{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE change_counter SET fleet = fleet + 1 WHERE id = 1`); err != nil {
 		return Computer{}, err
 	}
 	return c, tx.Commit()
@@ -338,22 +370,230 @@ func (s *DB) Activate(ctx context.Context, tokenHash string, at time.Time, c Com
 
 // Computers lists the activated computers.
 func (s *DB) Computers(ctx context.Context) ([]Computer, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires,
-		policy_id, relay_group, activated_at, deactivated FROM computers ORDER BY hostname, guid`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+computerColumns+` FROM computers ORDER BY hostname, guid`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Computer
 	for rows.Next() {
-		var c Computer
-		var d int
-		if err := rows.Scan(&c.GUID, &c.Hostname, &c.Platform, &c.AgentVersion, &c.TLSVersions, &c.CertSerial, &c.CertExpires,
-			&c.PolicyID, &c.RelayGroup, &c.ActivatedAt, &d); err != nil {
+		c, err := scanComputer(rows)
+		if err != nil {
 			return nil, err
 		}
-		c.Deactivated = d != 0
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// FindComputer finds a computer by GUID or host name (the name must be unique).
+func (s *DB) FindComputer(ctx context.Context, name string) (Computer, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+computerColumns+` FROM computers WHERE guid = $1 OR hostname = $1`, name)
+	if err != nil {
+		return Computer{}, err
+	}
+	defer rows.Close()
+	var found []Computer
+	for rows.Next() {
+		c, err := scanComputer(rows)
+		if err != nil {
+			return Computer{}, err
+		}
+		found = append(found, c)
+	}
+	switch len(found) {
+	case 0:
+		return Computer{}, fmt.Errorf("%w: no computer named %q (use its host name or GUID; dsm_c -action listcomputers lists them)", ErrNotFound, name)
+	case 1:
+		return found[0], nil
+	}
+	return Computer{}, fmt.Errorf("%d computers are named %q: use the GUID", len(found), name)
+}
+
+// FleetVersion is a counter that every change to roles, groups, bundles and released policies bumps.
+func (s *DB) FleetVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT fleet FROM change_counter WHERE id = 1`).Scan(&v)
+	return v, err
+}
+
+// inTx runs f in a transaction that also bumps the fleet counter.
+func (s *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE change_counter SET fleet = fleet + 1 WHERE id = 1`); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SetDeactivated deactivates (or reactivates) a computer.
+func (s *DB) SetDeactivated(ctx context.Context, guid string, off bool) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE computers SET deactivated = $1 WHERE guid = $2`, boolInt(off), guid)
+		return err
+	})
+}
+
+// SetRelay turns a computer's relay role on or off.
+func (s *DB) SetRelay(ctx context.Context, guid string, on bool) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE computers SET relay = $1 WHERE guid = $2`, boolInt(on), guid)
+		return err
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CreateRelayGroup adds a relay group; it reports false when it exists.
+func (s *DB) CreateRelayGroup(ctx context.Context, name string) (bool, error) {
+	created := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO relay_groups (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, now())
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		created = n == 1
+		return nil
+	})
+	return created, err
+}
+
+// RelayGroups lists the relay group names.
+func (s *DB) RelayGroups(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM relay_groups ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// AssignRelayGroup puts a computer in a relay group (which must exist).
+func (s *DB) AssignRelayGroup(ctx context.Context, guid, group string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM relay_groups WHERE name = $1`, group).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: no relay group %q (create it with dsm_c -action createrelaygroup -name %q)", ErrNotFound, group, group)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE computers SET relay_group = $1 WHERE guid = $2`, group, guid)
+		return err
+	})
+}
+
+// Bundle is a published update bundle.
+type Bundle struct {
+	SHA256 string `json:"sha256"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+}
+
+// AddBundle records a published bundle (its bytes live in the install folder).
+func (s *DB) AddBundle(ctx context.Context, b Bundle) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO bundles (sha256, name, size, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (sha256) DO UPDATE SET name = excluded.name`, b.SHA256, b.Name, b.Size, now())
+		return err
+	})
+}
+
+// Bundles lists the published bundles.
+func (s *DB) Bundles(ctx context.Context) ([]Bundle, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT sha256, name, size FROM bundles ORDER BY name, sha256`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Bundle
+	for rows.Next() {
+		var b Bundle
+		if err := rows.Scan(&b.SHA256, &b.Name, &b.Size); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Release stores the policies released to computers (GUID → JSON and fingerprint) in one transaction.
+func (s *DB) Release(ctx context.Context, released map[string][2]string) error {
+	if len(released) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for guid, p := range released {
+			if _, err := tx.ExecContext(ctx, `UPDATE computers SET policy_json = $1, policy_sent = $2 WHERE guid = $3`, p[0], p[1], guid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PolicySerial returns a new policy serial (the fleet counter, bumped).
+func (s *DB) PolicySerial(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, `UPDATE change_counter SET fleet = fleet + 1 WHERE id = 1 RETURNING fleet`).Scan(&v)
+	return v, err
+}
+
+// CheckIn is a batched heartbeat record.
+type CheckIn struct {
+	GUID, LastSeen, Listen, RelayListen, NegotiatedTLS, AgentVersion, Platform, TLSVersions, PolicyAcked string
+	Seq                                                                                                  uint64
+	Legacy                                                                                               bool
+}
+
+// RecordCheckIns writes a batch of heartbeats in one transaction (one fsync for the whole batch).
+func (s *DB) RecordCheckIns(ctx context.Context, batch []CheckIn) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE computers SET last_seen = $1, last_seq = $2, listen = $3, relay_listen = $4, negotiated_tls = $5,
+		agent_version = $6, platform = $7, tls_versions = $8, policy_acked = $9, legacy = $10 WHERE guid = $11`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, c := range batch {
+		if _, err := stmt.ExecContext(ctx, c.LastSeen, c.Seq, c.Listen, c.RelayListen, c.NegotiatedTLS, c.AgentVersion, c.Platform, c.TLSVersions,
+			c.PolicyAcked, boolInt(c.Legacy), c.GUID); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// SetPolicyAcked records that a computer confirmed running a policy (after a push over its port 4118).
+func (s *DB) SetPolicyAcked(ctx context.Context, guid, fingerprint string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE computers SET policy_acked = $1 WHERE guid = $2`, fingerprint, guid)
+	return err
 }

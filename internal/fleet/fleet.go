@@ -1,0 +1,147 @@
+// Package fleet computes the policy document each computer runs, from the settings, its relay role and
+// group, the group's relays and the published bundles, and releases it: a released policy is stored
+// with the computer (so a pending send survives a Manager restart and an offline relay gets it when it
+// returns) and heartbeats deliver it until the computer reports its fingerprint. The Manager and dsm_c
+// both release through this package.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+
+	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/settings"
+	"tlsfleet/internal/store"
+)
+
+// Snapshot is what policies are computed from.
+type Snapshot struct {
+	Settings  settings.Values
+	Computers []store.Computer
+	Bundles   []store.Bundle
+	// HeartbeatSeconds, when set, overrides defaultHeartbeatPeriod (tests and demonstrations).
+	HeartbeatSeconds int
+}
+
+// Load reads a snapshot from the store.
+func Load(ctx context.Context, db *store.DB) (*Snapshot, error) {
+	vals, err := db.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := db.Computers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := db.Bundles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Settings: vals, Computers: cs, Bundles: bs}, nil
+}
+
+// PolicyFor computes a computer's policy (Serial left 0).
+func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
+	hb := s.HeartbeatSeconds
+	if hb == 0 {
+		m, _ := strconv.Atoi(s.Settings.Get(settings.HeartbeatPeriod))
+		hb = m * 60
+	}
+	strong := s.Settings.Get(settings.StrongCiphers) == "true"
+	p := fleetapi.Policy{
+		PolicyID:         c.PolicyID,
+		Direction:        s.Settings.Get(settings.Direction),
+		HeartbeatSeconds: hb,
+		Agent:            fleetapi.TLSSettings{MinVersion: s.Settings.Get(settings.NewNodeMinimumTLS), StrongCiphers: strong},
+		Relays:           []string{},
+		Bundles:          []fleetapi.Bundle{},
+	}
+	if c.Relay {
+		p.Relay = &fleetapi.RelayPolicy{Port: fleetapi.DefaultRelayPort, Group: c.RelayGroup,
+			TLS: fleetapi.TLSSettings{MinVersion: s.Settings.Get(settings.RelayMinimumTLS), StrongCiphers: strong}}
+	}
+	for _, r := range s.Computers {
+		if r.Relay && !r.Deactivated && r.RelayGroup == c.RelayGroup && r.GUID != c.GUID && r.RelayListen != "" {
+			p.Relays = append(p.Relays, r.RelayListen)
+		}
+	}
+	slices.Sort(p.Relays)
+	// Each agent gets its group's relays in its own random order (stable for the agent, so that the
+	// fingerprint changes only when the group does), which spreads agents over relays.
+	h := fnv.New64a()
+	h.Write([]byte(c.GUID))
+	rng := rand.New(rand.NewPCG(h.Sum64(), 0x746c73666c656574))
+	rng.Shuffle(len(p.Relays), func(i, j int) { p.Relays[i], p.Relays[j] = p.Relays[j], p.Relays[i] })
+	for _, b := range s.Bundles {
+		p.Bundles = append(p.Bundles, fleetapi.Bundle{Name: b.Name, SHA256: b.SHA256, Size: b.Size})
+	}
+	return p
+}
+
+// Target selects computers for Release.
+type Target struct {
+	GUIDs      []string // these computers
+	RelayGroup string   // the relays of this group
+	AllRelays  bool
+	All        bool
+}
+
+func (t Target) selects(c store.Computer) bool {
+	switch {
+	case t.All:
+		return true
+	case t.AllRelays:
+		return c.Relay
+	case t.RelayGroup != "":
+		return c.Relay && c.RelayGroup == t.RelayGroup
+	}
+	return slices.Contains(t.GUIDs, c.GUID)
+}
+
+// Release computes the selected computers' policies and stores those that changed, each with a new
+// serial. It returns the released policies by GUID.
+func Release(ctx context.Context, db *store.DB, snap *Snapshot, t Target) (map[string]fleetapi.Policy, error) {
+	out := map[string]fleetapi.Policy{}
+	rows := map[string][2]string{}
+	for _, c := range snap.Computers {
+		if c.Deactivated || !t.selects(c) {
+			continue
+		}
+		p := snap.PolicyFor(c)
+		fp := p.Fingerprint()
+		if fp == c.PolicySent {
+			continue
+		}
+		serial, err := db.PolicySerial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.Serial = serial
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		rows[c.GUID] = [2]string{string(b), fp}
+		out[c.GUID] = p
+	}
+	return out, db.Release(ctx, rows)
+}
+
+// AutoRelease releases every computer's policy when automaticallySendPolicy is on (and only computers
+// that never had one otherwise: a new agent always gets its first policy).
+func AutoRelease(ctx context.Context, db *store.DB, snap *Snapshot) (map[string]fleetapi.Policy, error) {
+	if snap.Settings.Get(settings.AutoSendPolicy) == "true" {
+		return Release(ctx, db, snap, Target{All: true})
+	}
+	var fresh []string
+	for _, c := range snap.Computers {
+		if c.PolicySent == "" {
+			fresh = append(fresh, c.GUID)
+		}
+	}
+	return Release(ctx, db, snap, Target{GUIDs: fresh})
+}
