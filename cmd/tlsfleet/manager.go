@@ -18,6 +18,7 @@ func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&o.ConsolePort, "console-port", 0, "console and REST API port (default: configuration.properties, else 4119)")
 	fs.IntVar(&o.HeartbeatPort, "heartbeat-port", 0, "agent channel port (default: configuration.properties, else 4120)")
 	fs.StringVar(&o.Listen, "listen", "", "address to listen on (default: all interfaces)")
+	fs.IntVar(&o.HeartbeatSeconds, "heartbeat-seconds", 0, "agents' heartbeat interval in seconds, overriding defaultHeartbeatPeriod (for tests and demonstrations)")
 	rsa := fs.Bool("rsa", false, "make the server certificate RSA-2048 instead of ECDSA P-256 (first start only)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
