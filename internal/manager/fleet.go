@@ -390,6 +390,27 @@ func (m *Manager) bundle(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, sum, st.ModTime(), f)
 }
 
+// missedHeartbeats is how many heartbeats a computer may miss before it counts as offline.
+const missedHeartbeats = 3
+
+// status says whether the computer checks in: online until it has missed missedHeartbeats heartbeats of
+// its policy's interval, then offline.
+func (st *compState) status() string {
+	interval := time.Duration(fleetapi.DefaultHeartbeatS) * time.Second
+	if st.policy != nil {
+		interval = time.Duration(st.policy.HeartbeatSeconds) * time.Second
+	}
+	switch {
+	case st.c.Deactivated:
+		return "deactivated"
+	case st.lastSeen.IsZero():
+		return "never seen"
+	case time.Since(st.lastSeen) <= missedHeartbeats*interval:
+		return "online"
+	}
+	return "offline"
+}
+
 // computersView is the API's view of a computer, with its status.
 type computersView struct {
 	store.Computer
@@ -401,21 +422,7 @@ func (m *Manager) apiComputers(w http.ResponseWriter, r *http.Request) {
 	m.fleet.mu.Lock()
 	out := make([]computersView, 0, len(m.fleet.comps))
 	for _, st := range m.fleet.comps {
-		status := "never seen"
-		interval := 10 * time.Minute
-		if st.policy != nil {
-			interval = time.Duration(st.policy.HeartbeatSeconds) * time.Second
-		}
-		switch {
-		case st.c.Deactivated:
-			status = "deactivated"
-		case st.lastSeen.IsZero():
-		case time.Since(st.lastSeen) <= 3*interval:
-			status = "online"
-		default:
-			status = "offline"
-		}
-		out = append(out, computersView{Computer: st.c, Status: status, Pending: st.c.PolicySent != st.c.PolicyAcked})
+		out = append(out, computersView{Computer: st.c, Status: st.status(), Pending: st.c.PolicySent != st.c.PolicyAcked})
 	}
 	m.fleet.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
