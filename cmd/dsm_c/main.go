@@ -2,8 +2,10 @@
 //
 //	dsm_c [--dir DIR] -action ACTION [-name N] [-value V] [-output json]
 //
-// The actions are changesetting, viewsetting, createapikey, tlsclients, exportdsmcert and help; run
-// `dsm_c -action help` for the details. Everything is in internal/dsmc.
+// The actions are changesetting, viewsetting, createapikey, tlsclients, exportdsmcert, the fleet's
+// createactivationtoken, listcomputers, deactivate, reactivate, setrelay, createrelaygroup,
+// listrelaygroups, assignrelaygroup, sendpolicy and publishbundle, and help; run `dsm_c -action help`
+// for the details. Everything is in internal/dsmc.
 package main
 
 import (

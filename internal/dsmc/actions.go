@@ -39,12 +39,13 @@ func allowedText(st settings.Setting) string {
 
 // --- changesetting ---
 
-// changeResult is changesetting's JSON output.
+// changeResult is changesetting's JSON output; a change adds what it released (releaseReport's fields).
 type changeResult struct {
 	Name    string `json:"name"`
 	Old     string `json:"old"`
 	New     string `json:"new"`
 	Changed bool   `json:"changed"`
+	*releaseReport
 }
 
 func prepareChangeSetting(o *options) (work, error) {
@@ -73,6 +74,10 @@ func prepareChangeSetting(o *options) (work, error) {
 			// Nothing stored means the default is in force already: storing it would change nothing.
 			res.Old = st.Default
 		} else {
+			before, err := sentPolicies(ctx, s.db)
+			if err != nil {
+				return err
+			}
 			old, changed, err := s.db.SetSetting(ctx, name, value, actor())
 			if err != nil {
 				return err
@@ -81,6 +86,13 @@ func prepareChangeSetting(o *options) (work, error) {
 				old = st.Default
 			}
 			res.Old, res.Changed = old, changed
+			if changed {
+				// A setting that is part of the policies (relay minimum, ciphers, heartbeat, direction)
+				// changes them: they go out now when automaticallySendPolicy is true.
+				if res.releaseReport, err = releaseSince(ctx, s.db, before); err != nil {
+					return fmt.Errorf("%s changed to %s, but releasing the policies failed: %w; run dsm_c -action sendpolicy", name, value, err)
+				}
+			}
 		}
 		if s.json {
 			return writeJSON(s, res)
@@ -90,7 +102,10 @@ func prepareChangeSetting(o *options) (work, error) {
 		} else {
 			_, err = fmt.Fprintf(s.stdout, "%s: already %s (unchanged)\n", name, res.New)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return printReport(s, res.releaseReport)
 	}, nil
 }
 
@@ -377,18 +392,9 @@ func prepareExportCert(o *options) (work, error) {
 		}
 	}
 	return func(ctx context.Context, s *session) error {
-		caPath := s.folder.Path(pki.CAFile)
-		data, err := os.ReadFile(caPath)
+		cert, err := readCACert(s)
 		if err != nil {
-			return fmt.Errorf("read the fleet CA certificate: %w", err)
-		}
-		block, _ := pem.Decode(data)
-		if block == nil || block.Type != "CERTIFICATE" {
-			return fmt.Errorf("%s holds no PEM certificate", caPath)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return fmt.Errorf("%s: %w", caPath, err)
+			return err
 		}
 		out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 		res := certResult{PEM: string(out), Fingerprint: pki.Fingerprint(cert)}
@@ -415,4 +421,23 @@ func prepareExportCert(o *options) (work, error) {
 		}
 		return err
 	}, nil
+}
+
+// readCACert reads the fleet CA certificate from the install folder (not its key: dsm_c never creates
+// or needs the CA, which the Manager's first start made).
+func readCACert(s *session) (*x509.Certificate, error) {
+	caPath := s.folder.Path(pki.CAFile)
+	data, err := os.ReadFile(caPath)
+	if err != nil {
+		return nil, fmt.Errorf("read the fleet CA certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caPath)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caPath, err)
+	}
+	return cert, nil
 }

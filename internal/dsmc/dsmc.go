@@ -1,7 +1,9 @@
 // Package dsmc is dsm_c, the Manager's command-line tool, with the syntax of the product help page:
 // `dsm_c [--dir DIR] -action ACTION [-name N] [-value V] [-output json]`. It changes and shows the
 // fleet-wide settings, creates API keys, reports which TLS clients still use old protocol versions and
-// exports the fleet CA certificate. Every input is checked before the database is touched: bad input
+// exports the fleet CA certificate; and it runs the fleet: activation tokens, the computers, relays
+// and relay groups, update bundles and send policy (it works with the Manager stopped: a running Manager
+// follows the database and pushes what was released). Every input is checked before the database is touched: bad input
 // exits 2 with a message that names it and what is allowed, and changes nothing.
 package dsmc
 
@@ -75,13 +77,25 @@ func (f *strFlag) Set(s string) error {
 	return nil
 }
 
+// boolFlag is a flag given alone (-allrelays), or as -allrelays=true|false; the action checks the value.
+type boolFlag struct{ strFlag }
+
+// IsBoolFlag tells the flag package that the flag takes no separate value.
+func (f *boolFlag) IsBoolFlag() bool { return true }
+
+// boolFlags are the flags that take no separate value, as fixDashes must know.
+var boolFlags = []string{"allrelays"}
+
 // options are the parsed flags.
 type options struct {
 	dir, action, name, value, output, days, port strFlag
+	expires, uses, relayGroup, policyID          strFlag
+	allRelays                                    boolFlag
 }
 
 // flagList is the flags, as the error for an unknown one lists them.
-const flagList = "--dir DIR, -action ACTION, -name N, -value V, -output text|json, -days N, -port N"
+const flagList = "--dir DIR, -action ACTION, -name N, -value V, -output text|json, -days N, -port N, " +
+	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -allrelays"
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -94,6 +108,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.output, "output", "text or json")
 	fs.Var(&o.days, "days", "tlsclients: the same as -value DAYS")
 	fs.Var(&o.port, "port", "tlsclients: the same as -name PORT")
+	fs.Var(&o.expires, "expires", "createactivationtoken: how long the token is valid")
+	fs.Var(&o.uses, "uses", "createactivationtoken: how many activations the token allows")
+	fs.Var(&o.relayGroup, "relaygroup", "a relay group")
+	fs.Var(&o.policyID, "policyid", "createactivationtoken: the policy ID of the computers it activates")
+	fs.Var(&o.allRelays, "allrelays", "sendpolicy: every relay")
 	if err := fs.Parse(fixDashes(args, stderr)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -101,13 +120,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("%v; the flags are: %s (see dsm_c -action help)", err, flagList)
 	}
 	if fs.NArg() > 0 {
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil && o.allRelays.set {
+			return nil, bad("unexpected argument %q: -allrelays takes no value; write -allrelays alone (or -allrelays=%s)", fs.Arg(0), fs.Arg(0))
+		}
 		return nil, bad("unexpected argument %q: every input is a flag (quote a value that has spaces); the flags are: %s",
 			fs.Arg(0), flagList)
 	}
 	for _, f := range []struct {
 		flag string
 		v    *strFlag
-	}{{"-name", &o.name}, {"-value", &o.value}, {"-days", &o.days}, {"-port", &o.port}, {"-action", &o.action}} {
+	}{{"-name", &o.name}, {"-value", &o.value}, {"-days", &o.days}, {"-port", &o.port}, {"-action", &o.action},
+		{"-expires", &o.expires}, {"-uses", &o.uses}, {"-relaygroup", &o.relayGroup}, {"-policyid", &o.policyID}} {
 		if s, ok := stripCurlyQuotes(f.v.val); ok {
 			fmt.Fprintf(stderr, "dsm_c: warning: read %s %s as %q: typographic quotes, as copied from the help page, are not part of the value\n", f.flag, f.v.val, s)
 			f.v.val = s
@@ -175,8 +198,9 @@ func fixDashes(args []string, stderr io.Writer) []string {
 				a, f, dashName(dash))
 			out[i], a = f, f
 		}
-		// Every dsm_c flag takes a value; with no "=" it is the next argument.
-		value = strings.HasPrefix(a, "-") && len(a) > 1 && !strings.Contains(a, "=")
+		// Every dsm_c flag but the bool ones takes a value; with no "=" it is the next argument.
+		value = strings.HasPrefix(a, "-") && len(a) > 1 && !strings.Contains(a, "=") &&
+			!containsString(boolFlags, strings.TrimLeft(a, "-"))
 	}
 	return out
 }
@@ -206,7 +230,7 @@ type action struct {
 	name     string
 	synopsis string
 	help     string
-	flags    []string // the flags it takes besides --dir and -output
+	flags    []string // the flags it takes besides --dir and -output, without their dash
 	needsDB  bool
 	// prepare checks the flags and returns the work; it runs before anything is opened.
 	prepare func(o *options) (func(ctx context.Context, s *session) error, error)
@@ -226,6 +250,27 @@ func init() {
 			help: "the TLS clients seen in the last DAYS days (7), on one port or all"},
 		{name: "exportdsmcert", synopsis: "[-value PATH]", flags: []string{"value"}, prepare: prepareExportCert,
 			help: "print the fleet CA certificate (PEM), or write it to PATH"},
+		{name: "createactivationtoken", synopsis: "[-expires DURATION] [-uses N] [-relaygroup G] [-policyid P]",
+			flags: []string{"expires", "uses", "relaygroup", "policyid"}, needsDB: true, prepare: prepareCreateActivationToken,
+			help: "create a token for dsa_control -a (shown once) and print the activation command"},
+		{name: "listcomputers", needsDB: true, prepare: prepareListComputers,
+			help: "the activated computers: relay role, group, last seen, status, TLS, version and policy"},
+		{name: "deactivate", synopsis: "-name C", flags: []string{"name"}, needsDB: true, prepare: prepareSetDeactivated(true),
+			help: "deactivate a computer (host name or GUID): the Manager refuses it and sends it no policy"},
+		{name: "reactivate", synopsis: "-name C", flags: []string{"name"}, needsDB: true, prepare: prepareSetDeactivated(false),
+			help: "undo deactivate"},
+		{name: "setrelay", synopsis: "-name C -value true|false", flags: []string{"name", "value"}, needsDB: true, prepare: prepareSetRelay,
+			help: "turn a computer's relay role on or off (a policy change)"},
+		{name: "createrelaygroup", synopsis: "-name G", flags: []string{"name"}, needsDB: true, prepare: prepareCreateRelayGroup,
+			help: "create a relay group"},
+		{name: "listrelaygroups", needsDB: true, prepare: prepareListRelayGroups,
+			help: "the relay groups, with their relays and computers"},
+		{name: "assignrelaygroup", synopsis: "-name C -value G", flags: []string{"name", "value"}, needsDB: true, prepare: prepareAssignRelayGroup,
+			help: "put a computer in a relay group (a policy change)"},
+		{name: "sendpolicy", synopsis: "-name C | -relaygroup G | -allrelays", flags: []string{"name", "relaygroup", "allrelays"}, needsDB: true,
+			prepare: prepareSendPolicy, help: "release the current policy to a computer, a group's relays or all relays"},
+		{name: "publishbundle", synopsis: "-name NAME -value FILE", flags: []string{"name", "value"}, needsDB: true, prepare: preparePublishBundle,
+			help: "publish an update bundle (at most 256 MiB) for the relays to mirror (a policy change)"},
 		{name: "help", help: "this text"},
 	}
 }
@@ -257,7 +302,11 @@ Usage:
 Actions:
 `)
 	for _, a := range actions {
-		fmt.Fprintf(&b, "  %-42s %s\n", strings.TrimSpace(a.name+" "+a.synopsis), a.help)
+		if syn := strings.TrimSpace(a.name + " " + a.synopsis); len(syn) <= 42 {
+			fmt.Fprintf(&b, "  %-42s %s\n", syn, a.help)
+		} else {
+			fmt.Fprintf(&b, "  %s\n  %-42s %s\n", syn, "", a.help)
+		}
 	}
 	b.WriteString(`
 Flags:
@@ -266,6 +315,17 @@ Flags:
   -output json   JSON instead of text (text is the default)
   -days N        tlsclients: the same as -value N
   -port N        tlsclients: the same as -name N
+  -expires D     createactivationtoken: a Go duration (72h, 90m) or days (3d), 1m to 365d; 24h
+  -uses N        createactivationtoken: activations the token allows, 1 to 100000; 1
+  -relaygroup G  createactivationtoken: the relay group of the computers it activates;
+                 sendpolicy: the relays of group G
+  -policyid P    createactivationtoken: the policy ID of the computers it activates
+  -allrelays     sendpolicy: every relay (a flag without a value)
+
+Computers are named by host name or GUID (-name C). A change of relay role, relay group, deactivation,
+bundle or setting goes out by itself when settings.configuration.automaticallySendPolicy is true;
+otherwise send it with -action sendpolicy. dsm_c writes released policies to the database: a running
+Manager pushes them at once, and a computer that is offline gets its policy at its next heartbeat.
 
 Settings (dsm_c -action viewsetting shows their values):
 `)
@@ -349,7 +409,8 @@ func checkFlagsUsed(act action, o *options) error {
 	for _, f := range []struct {
 		name string
 		v    *strFlag
-	}{{"name", &o.name}, {"value", &o.value}, {"days", &o.days}, {"port", &o.port}} {
+	}{{"name", &o.name}, {"value", &o.value}, {"days", &o.days}, {"port", &o.port}, {"expires", &o.expires}, {"uses", &o.uses},
+		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"allrelays", &o.allRelays.strFlag}} {
 		if f.v.set && !containsString(act.flags, f.name) {
 			takes := "no flags besides --dir and -output"
 			if act.synopsis != "" {

@@ -151,7 +151,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	allNames := strings.Join(settings.Names(), ", ")
-	allActions := "changesetting, viewsetting, createapikey, tlsclients, exportdsmcert, help"
+	allActions := "changesetting, viewsetting, createapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
+		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, help"
 	tests := []struct {
 		name   string
 		args   []string
@@ -290,7 +291,8 @@ func TestChangeSetting(t *testing.T) {
 		{name: "action in capitals", args: []string{"-action", "ChangeSetting", "-name", heartbeat, "-value", "20"},
 			stdout: heartbeat + ": already 20 (unchanged)\n", wantValue: "20"},
 		{name: "json", args: []string{"-action", "changesetting", "-name", strong, "-value", "true", "-output", "json"},
-			stdout:    "{\n  \"name\": \"" + strong + "\",\n  \"old\": \"false\",\n  \"new\": \"true\",\n  \"changed\": true\n}\n",
+			stdout: "{\n  \"name\": \"" + strong + "\",\n  \"old\": \"false\",\n  \"new\": \"true\",\n  \"changed\": true,\n" +
+				"  \"automatically_send_policy\": true,\n  \"released\": [],\n  \"unsent\": []\n}\n",
 			wantValue: "true", event: &store.SettingEvent{Name: strong, OldValue: "", NewValue: "true", Actor: act}},
 	}
 	for _, tt := range tests {

@@ -23,8 +23,6 @@ type Snapshot struct {
 	Settings  settings.Values
 	Computers []store.Computer
 	Bundles   []store.Bundle
-	// HeartbeatSeconds, when set, overrides defaultHeartbeatPeriod (tests and demonstrations).
-	HeartbeatSeconds int
 }
 
 // Load reads a snapshot from the store.
@@ -46,7 +44,7 @@ func Load(ctx context.Context, db *store.DB) (*Snapshot, error) {
 
 // PolicyFor computes a computer's policy (Serial left 0).
 func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
-	hb := s.HeartbeatSeconds
+	hb, _ := strconv.Atoi(s.Settings.Get(settings.HeartbeatSeconds))
 	if hb == 0 {
 		m, _ := strconv.Atoi(s.Settings.Get(settings.HeartbeatPeriod))
 		hb = m * 60

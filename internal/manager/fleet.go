@@ -86,12 +86,7 @@ func (m *Manager) refreshFleet(ctx context.Context) error {
 
 // snapshot builds the policy inputs from the database.
 func (m *Manager) snapshot(ctx context.Context) (*fleet.Snapshot, error) {
-	snap, err := fleet.Load(ctx, m.sqliteDB())
-	if err != nil {
-		return nil, err
-	}
-	snap.HeartbeatSeconds = m.opts.HeartbeatSeconds
-	return snap, nil
+	return fleet.Load(ctx, m.sqliteDB())
 }
 
 // release runs the automatic release, refreshes the cache and pushes what changed.
@@ -206,10 +201,11 @@ func (m *Manager) fleetLoop(ctx context.Context) {
 }
 
 func (m *Manager) pollEvery() time.Duration {
-	if m.opts.HeartbeatSeconds > 0 {
-		return time.Duration(m.opts.HeartbeatSeconds) * time.Second
+	snap, err := m.snapshot(context.Background())
+	if err != nil {
+		return time.Minute
 	}
-	return time.Minute
+	return time.Duration(snap.PolicyFor(store.Computer{}).HeartbeatSeconds) * time.Second
 }
 
 func (m *Manager) direction(ctx context.Context) string {
@@ -292,7 +288,7 @@ func (m *Manager) agentIdentity(w http.ResponseWriter, r *http.Request) (*compSt
 		return nil, false
 	case st.c.Deactivated:
 		m.log.Warn("refused a deactivated computer", "guid", guid, "hostname", st.c.Hostname, "client", r.RemoteAddr)
-		writeError(w, http.StatusForbidden, "computer %s (%s) is deactivated; reactivate it with a new activation", guid, st.c.Hostname)
+		writeError(w, http.StatusForbidden, "computer %s (%s) is deactivated (dsm_c -action reactivate -name %s undoes it)", guid, st.c.Hostname, guid)
 		return nil, false
 	}
 	return st, true

@@ -65,7 +65,7 @@ type Options struct {
 	MaxConns int
 	// NoTelemetry turns handshake counting off (for benchmarks).
 	NoTelemetry bool
-	// HeartbeatSeconds, when set, overrides defaultHeartbeatPeriod in agents' policies (tests).
+	// HeartbeatSeconds, when set, stores settings.configuration.heartbeatPeriodSeconds (tests, demonstrations).
 	HeartbeatSeconds int
 	Logger           *slog.Logger
 }
@@ -169,6 +169,11 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	}()
 	if err := m.bootstrapAdmin(ctx); err != nil {
 		return nil, err
+	}
+	if o.HeartbeatSeconds > 0 {
+		if _, _, err := m.db.SetSetting(ctx, settings.HeartbeatSeconds, strconv.Itoa(o.HeartbeatSeconds), "tlsfleet manager --heartbeat-seconds"); err != nil {
+			return nil, err
+		}
 	}
 	m.tel = telemetry.New(m.flushObservations, m.log)
 	m.cert = cert

@@ -44,6 +44,7 @@ const (
 	HeartbeatPeriod     = "settings.configuration.defaultHeartbeatPeriod"
 	AutoSendPolicy      = "settings.configuration.automaticallySendPolicy"
 	Direction           = "settings.configuration.communicationDirection"
+	HeartbeatSeconds    = "settings.configuration.heartbeatPeriodSeconds"
 	settingsNamePrefix  = "settings.configuration."
 	maxHeartbeatMinutes = 24 * 60
 )
@@ -62,6 +63,8 @@ var Registry = []Setting{
 		Description: "how often agents check in with the Manager"},
 	{Name: AutoSendPolicy, Kind: Bool, Allowed: []string{"true", "false"}, Default: "true",
 		Description: "send the changed policy to agents and relays by itself after a settings change"},
+	{Name: HeartbeatSeconds, Kind: Int, Min: 0, Max: 86400, Unit: "seconds", Default: "0",
+		Description: "agents' heartbeat period in seconds, overriding defaultHeartbeatPeriod when not 0 (tests and demonstrations; `tlsfleet manager --heartbeat-seconds N` sets it)"},
 	{Name: Direction, Kind: Enum, Allowed: []string{"bidirectional", "agent-initiated", "manager-initiated"}, Default: "bidirectional",
 		Description: "who opens connections: both (agents heartbeat to 4120, the Manager calls 4118), agents only (no 4118 listener), or the Manager only (it polls 4118)"},
 }
