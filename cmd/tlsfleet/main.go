@@ -44,6 +44,8 @@ Usage:
   tlsfleet policy --dir DIR [--port N] [--json]   effective TLS policy of a Manager install folder
   tlsfleet scan [flags] HOST:PORT...              enumerate versions, suites, groups (like nmap ssl-enum-ciphers)
   tlsfleet manager --dir DIR [flags]              run the Manager (console/API 4119, agent channel 4120)
+  tlsfleet agent --dir STATE [flags]              run an agent (4118; a relay on 4122 when its policy says so)
+  tlsfleet legacy-client --max-tls TLSv1 URL      legacy API client simulator (old TLS only)
   tlsfleet version                                print the version
 `
 
@@ -62,6 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runScan(ctx, args[1:], stdout, stderr)
 	case "manager":
 		return runManager(ctx, args[1:], stdout, stderr)
+	case "agent":
+		return runAgent(ctx, args[1:], stdout, stderr)
+	case "legacy-client":
+		return runLegacyClient(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlsfleet", version)
 		return nil
