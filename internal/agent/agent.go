@@ -156,6 +156,8 @@ func (a *Agent) run(ctx context.Context, s *session) {
 
 // waitSession polls the state folder until the agent is activated and its ports are bound.
 func (a *Agent) waitSession(ctx context.Context) *session {
+	stopOffers := a.serveOffers(ctx)
+	defer stopOffers()
 	t := time.NewTicker(a.o.StateCheck)
 	defer t.Stop()
 	var last string
@@ -167,6 +169,7 @@ func (a *Agent) waitSession(ctx context.Context) *session {
 		}
 		id, st, err := loadIdentity(a.o.Dir)
 		if err == nil {
+			stopOffers() // the identity's own listener takes the port
 			var s *session
 			if s, err = a.newSession(ctx, id, st); err == nil {
 				return s

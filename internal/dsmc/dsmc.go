@@ -84,18 +84,18 @@ type boolFlag struct{ strFlag }
 func (f *boolFlag) IsBoolFlag() bool { return true }
 
 // boolFlags are the flags that take no separate value, as fixDashes must know.
-var boolFlags = []string{"allrelays"}
+var boolFlags = []string{"allrelays", "activate"}
 
 // options are the parsed flags.
 type options struct {
 	dir, action, name, value, output, days, port strFlag
 	expires, uses, relayGroup, policyID          strFlag
-	allRelays                                    boolFlag
+	allRelays, activate                          boolFlag
 }
 
 // flagList is the flags, as the error for an unknown one lists them.
 const flagList = "--dir DIR, -action ACTION, -name N, -value V, -output text|json, -days N, -port N, " +
-	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -allrelays"
+	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -allrelays, -activate"
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -113,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.relayGroup, "relaygroup", "a relay group")
 	fs.Var(&o.policyID, "policyid", "createactivationtoken: the policy ID of the computers it activates")
 	fs.Var(&o.allRelays, "allrelays", "sendpolicy: every relay")
+	fs.Var(&o.activate, "activate", "addcomputer: activate it now")
 	if err := fs.Parse(fixDashes(args, stderr)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -120,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("%v; the flags are: %s (see dsm_c -action help)", err, flagList)
 	}
 	if fs.NArg() > 0 {
-		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil && o.allRelays.set {
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil && (o.allRelays.set || o.activate.set) {
 			return nil, bad("unexpected argument %q: -allrelays takes no value; write -allrelays alone (or -allrelays=%s)", fs.Arg(0), fs.Arg(0))
 		}
 		return nil, bad("unexpected argument %q: every input is a flag (quote a value that has spaces); the flags are: %s",
@@ -271,6 +272,9 @@ func init() {
 			prepare: prepareSendPolicy, help: "release the current policy to a computer, a group's relays or all relays"},
 		{name: "publishbundle", synopsis: "-name NAME -value FILE", flags: []string{"name", "value"}, needsDB: true, prepare: preparePublishBundle,
 			help: "publish an update bundle (at most 256 MiB) for the relays to mirror (a policy change)"},
+		{name: "addcomputer", synopsis: "-name HOST:4118 -activate [-value dsm://MANAGER:4120/]", flags: []string{"name", "activate", "value", "relaygroup", "policyid"},
+			needsDB: true, prepare: prepareAddComputer,
+			help: "activate an agent waiting on HOST:4118 (Manager-initiated)"},
 		{name: "help", help: "this text"},
 	}
 }
@@ -321,6 +325,7 @@ Flags:
                  sendpolicy: the relays of group G
   -policyid P    createactivationtoken: the policy ID of the computers it activates
   -allrelays     sendpolicy: every relay (a flag without a value)
+  -activate      addcomputer: activate the computer now (a flag without a value)
 
 Computers are named by host name or GUID (-name C). A change of relay role, relay group, deactivation,
 bundle or setting goes out by itself when settings.configuration.automaticallySendPolicy is true;
@@ -410,7 +415,7 @@ func checkFlagsUsed(act action, o *options) error {
 		name string
 		v    *strFlag
 	}{{"name", &o.name}, {"value", &o.value}, {"days", &o.days}, {"port", &o.port}, {"expires", &o.expires}, {"uses", &o.uses},
-		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"allrelays", &o.allRelays.strFlag}} {
+		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"allrelays", &o.allRelays.strFlag}, {"activate", &o.activate.strFlag}} {
 		if f.v.set && !containsString(act.flags, f.name) {
 			takes := "no flags besides --dir and -output"
 			if act.synopsis != "" {

@@ -152,7 +152,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	allNames := strings.Join(settings.Names(), ", ")
 	allActions := "changesetting, viewsetting, createapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
-		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, help"
+		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, help"
 	tests := []struct {
 		name   string
 		args   []string

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"tlsfleet/internal/pki"
 	"tlsfleet/internal/testtarget"
 )
 
@@ -266,4 +267,60 @@ func TestFleet(t *testing.T) {
 		return strings.Contains(legacy.Output(), "legacy simulator") && strings.Contains(strings.ToLower(legacy.Output()), "refused") &&
 			strings.Contains(f.manager.Output(), "TLS handshake refused by the policy")
 	})
+}
+
+// Manager-initiated activation: an agent waits on its port, dsm_c addcomputer -activate offers it a token
+// and the CA fingerprint, and it activates and checks in. A pre-bound agent refuses another fleet's CA.
+func TestManagerInitiatedActivation(t *testing.T) {
+	f := startFleet(t)
+	port := testtarget.FreePort(t)
+	state := filepath.Join(t.TempDir(), "waiting")
+	agent := start(t, "tlsfleet", "agent", "--dir", state, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	var out string
+	eventually(t, 10*time.Second, "addcomputer reaching the waiting agent", func() bool {
+		var code int
+		out, code = run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", fmt.Sprintf("127.0.0.1:%d", port), "-activate", "-value", f.dsmURL)
+		return code == 0
+	})
+	guid := guidRE.FindString(out)
+	if guid == "" {
+		t.Fatalf("addcomputer output has no GUID:\n%s", out)
+	}
+	eventually(t, 10*time.Second, "the new computer online", func() bool {
+		out := f.dsm("-action", "listcomputers", "-output", "json")
+		var cs []struct {
+			GUID   string `json:"guid"`
+			Status string `json:"status"`
+		}
+		json.Unmarshal([]byte(out), &cs)
+		for _, c := range cs {
+			if c.GUID == guid && c.Status == "online" {
+				return true
+			}
+		}
+		return false
+	})
+	_ = agent
+	// An agent pre-bound to another fleet's CA refuses the offer.
+	other := t.TempDir()
+	if _, err := pki.LoadOrCreateCA(other); err != nil {
+		t.Fatal(err)
+	}
+	bound := filepath.Join(t.TempDir(), "bound")
+	os.MkdirAll(bound, 0o700)
+	ca, _ := os.ReadFile(filepath.Join(other, pki.CAFile))
+	os.WriteFile(filepath.Join(bound, "ca.pem"), ca, 0o644)
+	boundPort := testtarget.FreePort(t)
+	start(t, "tlsfleet", "agent", "--dir", bound, "--listen", fmt.Sprintf("127.0.0.1:%d", boundPort))
+	eventually(t, 10*time.Second, "the pre-bound agent refusing another fleet", func() bool {
+		out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", fmt.Sprintf("127.0.0.1:%d", boundPort), "-activate", "-value", f.dsmURL)
+		return code != 0 && strings.Contains(out, "pre-bound to another fleet CA")
+	})
+	// Bad input: no agent there, and no -activate.
+	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", "127.0.0.1:1", "-activate"); code == 0 || !strings.Contains(out, "no agent waiting") {
+		t.Errorf("addcomputer to nobody: %d %s", code, out)
+	}
+	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", "127.0.0.1:1"); code != 2 || !strings.Contains(out, "add -activate") {
+		t.Errorf("addcomputer without -activate: %d %s", code, out)
+	}
 }

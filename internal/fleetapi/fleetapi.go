@@ -21,6 +21,10 @@ const (
 	// On the agent's port (4118), mutual TLS, called by the Manager.
 	PathPolicy = "/agent/v1/policy" // PUT Policy → 204; the Manager's "send policy now"
 	PathStatus = "/agent/v1/status" // GET → Status
+	// PathActivationOffer is served on 4118 by an agent that is not activated yet: the Manager offers it
+	// an activation (dsm_c -action addcomputer -activate). TLS with a throwaway certificate: the agent has
+	// no identity yet; the offer's fingerprint protects the agent's side.
+	PathActivationOffer = "/agent/v1/activation-offer" // POST ActivationOffer → ActivationOfferResult
 	// On a relay's port (4122), TLS with the relay policy.
 	PathRelayBundles = "/bundles/" // GET PathRelayBundles+SHA256 → the bundle's bytes
 )
@@ -178,6 +182,18 @@ func (p *Policy) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ActivationOffer is a Manager-initiated activation.
+type ActivationOffer struct {
+	URL         string `json:"url"`         // dsm://HOST:4120/ as the agent should reach the Manager
+	Token       string `json:"token"`       // a one-use activation token
+	Fingerprint string `json:"fingerprint"` // SHA-256 of the fleet CA
+}
+
+// ActivationOfferResult answers an offer.
+type ActivationOfferResult struct {
+	GUID string `json:"guid"`
 }
 
 // Status is what GET /agent/v1/status on 4118 returns.
