@@ -98,6 +98,20 @@ func TestHeartbeatsRelaysAndSendPolicy(t *testing.T) {
 	if code, _, body := agent.beat(t, m, fleetapi.Heartbeat{Seq: 1}); code != http.StatusConflict || !strings.Contains(body, "replay") {
 		t.Errorf("replayed seq: %d %s", code, body)
 	}
+	// Garbage and oversized heartbeats are refused and change nothing.
+	for _, body := range [][]byte{[]byte("not json"), bytes.Repeat([]byte(`{"seq":99,"platform":"`), 1<<16)} {
+		resp, err := agent.http.Post("https://"+m.AgentAddr()+fleetapi.PathHeartbeat, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("bad heartbeat of %d bytes: %d", len(body), resp.StatusCode)
+		}
+	}
+	if code, _, body := agent.beat(t, m, fleetapi.Heartbeat{}); code != 200 {
+		t.Errorf("the next good heartbeat after refused ones: %d %s", code, body)
+	}
 	// No client certificate.
 	pool := x509.NewCertPool()
 	pool.AddCert(m.CA().Cert)
