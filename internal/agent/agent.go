@@ -276,6 +276,7 @@ type session struct {
 	verified map[string]fileStamp // bundles hashed on disk and found intact
 	lowest   tlspolicy.Version    // legacy: the oldest version the Manager accepts (probed once)
 	probed   bool
+	quiet    bool // manager-initiated: heartbeats paused (logged once)
 }
 
 func (a *Agent) newSession(ctx context.Context, id *identity, st *State) (*session, error) {
@@ -408,8 +409,23 @@ func (s *session) prepare(st *State) error {
 	return nil
 }
 
-// beat sends one heartbeat and classifies the result for the scheduler.
+// beat sends one heartbeat and classifies the result for the scheduler. Under a manager-initiated policy
+// the agent sends none: the Manager polls its port 4118 and pushes policies there (dsa_control -m still
+// checks in by hand).
 func (s *session) beat(ctx context.Context) beatResult {
+	if p := s.currentPolicy(); p != nil && p.Direction == fleetapi.ManagerInitiated && s.agentAddr() != "" {
+		s.mu.Lock()
+		quiet := s.quiet
+		s.quiet = true
+		s.mu.Unlock()
+		if !quiet {
+			s.a.info("communication is manager-initiated: no heartbeats; the Manager polls this agent's port", "listen", s.agentAddr())
+		}
+		return beatResult{outcome: outcomeOK, interval: s.heartbeatInterval()}
+	}
+	s.mu.Lock()
+	s.quiet = false
+	s.mu.Unlock()
 	res, err := heartbeatOnce(ctx, s.a.o.Dir, s.id.guid, s.client, s.body, s.prepare, s.apply)
 	if errors.Is(err, errReset) {
 		s.a.info("the state folder was reset or activated again: closing this identity's ports", "guid", s.id.guid)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/scan"
 	"tlsfleet/internal/testtarget"
 )
 
@@ -323,4 +324,42 @@ func TestManagerInitiatedActivation(t *testing.T) {
 	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", "127.0.0.1:1"); code != 2 || !strings.Contains(out, "add -activate") {
 		t.Errorf("addcomputer without -activate: %d %s", code, out)
 	}
+}
+
+// Manager-initiated communication: once the policy says so, the agent stops its heartbeats, the Manager
+// polls its port and pushes the next policy there.
+func TestManagerInitiatedDirection(t *testing.T) {
+	f := startFleet(t)
+	state := filepath.Join(t.TempDir(), "agent")
+	guid := f.activate(state, f.token(1, "1h"))
+	agentAddr := fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t))
+	agent := start(t, "tlsfleet", "agent", "--dir", state, "--listen", agentAddr)
+	versions := func() []string {
+		res := scan.New().Scan(context.Background(), []string{agentAddr})
+		var vs []string
+		for _, p := range res.Targets[0].Protocols {
+			vs = append(vs, p.Version)
+		}
+		return vs
+	}
+	eventually(t, 10*time.Second, "the agent's port answering TLS 1.2 and 1.3", func() bool { return strings.Join(versions(), ",") == "TLSv1.2,TLSv1.3" })
+	f.dsm("-action", "changesetting", "-name", "settings.configuration.communicationDirection", "-value", "manager-initiated")
+	eventually(t, 10*time.Second, "the agent pausing its heartbeats", func() bool {
+		return strings.Contains(agent.Output(), "communication is manager-initiated")
+	})
+	f.dsm("-action", "changesetting", "-name", "settings.configuration.MinimumTLSProtocolNewNode", "-value", "TLSv1.3")
+	eventually(t, 10*time.Second, "the pushed policy restricting the agent's port to TLS 1.3", func() bool { return strings.Join(versions(), ",") == "TLSv1.3" })
+	eventually(t, 10*time.Second, "the polled agent online", func() bool {
+		var cs []struct {
+			GUID   string `json:"guid"`
+			Status string `json:"status"`
+		}
+		json.Unmarshal([]byte(f.dsm("-action", "listcomputers", "-output", "json")), &cs)
+		for _, c := range cs {
+			if c.GUID == guid {
+				return c.Status == "online"
+			}
+		}
+		return false
+	})
 }
