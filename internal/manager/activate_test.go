@@ -22,7 +22,7 @@ import (
 	"tlsfleet/internal/store"
 )
 
-func csrPEM(t *testing.T, key crypto.Signer) string {
+func csrPEM(t testing.TB, key crypto.Signer) string {
 	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "agent"}}, key)
 	if err != nil {
@@ -31,7 +31,7 @@ func csrPEM(t *testing.T, key crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
 
-func token(t *testing.T, m *Manager, uses int, expires time.Time) string {
+func token(t testing.TB, m *Manager, uses int, expires time.Time) string {
 	t.Helper()
 	plain, hash, err := auth.NewActivationToken()
 	if err != nil {

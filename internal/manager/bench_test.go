@@ -2,14 +2,18 @@ package manager
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/testtarget"
 )
 
@@ -49,4 +53,40 @@ func BenchmarkHandshakes(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
 		})
 	}
+}
+
+// BenchmarkHeartbeats measures mutual-TLS heartbeats per second on kept-alive connections (what agents
+// do between full handshakes), each answered from memory and written in the next one-second batch.
+func BenchmarkHeartbeats(b *testing.B) {
+	m, err := Start(b.Context(), Options{Dir: filepath.Join(b.TempDir(), "m"), ConsolePort: testtarget.FreePort(b), HeartbeatPort: testtarget.FreePort(b),
+		Listen: "127.0.0.1", Logger: slog.New(slog.DiscardHandler), FlushInterval: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	agents := make(chan *testAgent, 64)
+	for i := 0; i < 8; i++ {
+		agents <- activateTestAgent(b, m, "bench")
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		a := <-agents
+		defer func() { agents <- a }()
+		for pb.Next() {
+			a.seq++
+			body := []byte(`{"seq":` + strconv.FormatUint(a.seq, 10) + `,"agent_version":"1.0.0","platform":"linux/amd64","policy_fingerprint":"` + a.fp + `"}`)
+			resp, err := a.http.Post("https://"+m.AgentAddr()+fleetapi.PathHeartbeat, "application/json", bytes.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var hr fleetapi.HeartbeatResponse
+			json.NewDecoder(resp.Body).Decode(&hr)
+			resp.Body.Close()
+			if hr.Policy != nil {
+				a.fp = hr.Policy.Fingerprint()
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "heartbeats/s")
 }

@@ -33,7 +33,7 @@ type testAgent struct {
 	fp   string
 }
 
-func activateTestAgent(t *testing.T, m *Manager, host string) *testAgent {
+func activateTestAgent(t testing.TB, m *Manager, host string) *testAgent {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(m.CA().Cert)
