@@ -38,6 +38,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.RelayListen, "relay-listen", "", "the relay port's address (default :PORT of the policy)")
 	fs.StringVar(&o.LegacyMaxTLS, "legacy-max-tls", "", "legacy simulator: speak at most this TLS version (TLSv1 or TLSv1.1)")
 	fs.StringVar(&o.ReportVersion, "report-version", "", "the agent version to report")
+	fs.StringVar(&o.ActivationFingerprint, "activation-fingerprint", "", "let a Manager whose fleet CA has this SHA-256 activate this agent (dsm_c addcomputer -activate)")
+	fs.BoolVar(&o.AcceptAnyActivation, "accept-any-activation", false, "let the first Manager that offers activate this agent (trust on first use)")
 	logJSON := fs.Bool("log-json", false, "log JSON lines")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

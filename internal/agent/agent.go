@@ -37,6 +37,12 @@ type Options struct {
 	// OnHeartbeat, when set, is called after every heartbeat, once it is logged and recorded in
 	// state.json (res is nil when the heartbeat never reached the network, e.g. the state lock failed).
 	OnHeartbeat func(*CheckInResult, error)
+	// ActivationFingerprint lets a Manager activate this agent (dsm_c -action addcomputer -activate) when
+	// its offer names this fleet CA fingerprint; a ca.pem pre-bound in Dir does the same. Without either
+	// (or AcceptAnyActivation, trust on first use), the agent takes no offers: anyone reaching its port
+	// could otherwise enroll it with their own Manager.
+	ActivationFingerprint string
+	AcceptAnyActivation   bool
 	// StateCheck is how often the agent looks at state.json for changes made by dsa_control (-m stores a
 	// policy, -r resets, -a activates); default 2 s.
 	StateCheck time.Duration

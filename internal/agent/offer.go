@@ -26,6 +26,11 @@ import (
 // serveOffers listens on the agent port while the agent is not activated, for a Manager-initiated
 // activation (dsm_c -action addcomputer -activate). It returns a function that stops it.
 func (a *Agent) serveOffers(ctx context.Context) func() {
+	_, caErr := readCA(filepath.Join(a.o.Dir, CAFile))
+	if caErr != nil && a.o.ActivationFingerprint == "" && !a.o.AcceptAnyActivation {
+		a.info("Manager-initiated activation is off: pre-bind ca.pem in the state folder or pass --activation-fingerprint (or --accept-any-activation)")
+		return func() {}
+	}
 	cert, err := throwawayCert()
 	if err != nil {
 		a.warn("no activation-offer listener", "err", err)
@@ -46,8 +51,9 @@ func (a *Agent) serveOffers(ctx context.Context) func() {
 	return func() { once.Do(func() { srv.Close() }) }
 }
 
-// acceptOffer activates with the offered Manager, token and CA fingerprint. An agent pre-bound with a
-// ca.pem accepts only its own fleet's CA.
+// acceptOffer activates with the offered Manager, token and CA fingerprint. It takes only offers that
+// name the fleet CA it was told to trust (a pre-bound ca.pem, or ActivationFingerprint), unless
+// AcceptAnyActivation says to trust the first one.
 func (a *Agent) acceptOffer(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
@@ -73,6 +79,13 @@ func (a *Agent) acceptOffer(ctx context.Context, w http.ResponseWriter, r *http.
 		return
 	}
 	opts := ActivateOptions{Dir: a.o.Dir, URL: offer.URL, Token: offer.Token, Fingerprint: offer.Fingerprint, Warn: io.Discard, AgentVersion: a.version}
+	if a.o.ActivationFingerprint != "" {
+		mine, err := ParseFingerprint(a.o.ActivationFingerprint)
+		if err != nil || !bytes.Equal(mine, want) {
+			fail(http.StatusForbidden, "this agent takes activations only from the fleet CA %s; the offer names %s", a.o.ActivationFingerprint, offer.Fingerprint)
+			return
+		}
+	}
 	if ca, err := readCA(filepath.Join(a.o.Dir, CAFile)); err == nil {
 		sum := sha256.Sum256(ca.Raw)
 		if !bytes.Equal(sum[:], want) {

@@ -276,7 +276,18 @@ func TestManagerInitiatedActivation(t *testing.T) {
 	f := startFleet(t)
 	port := testtarget.FreePort(t)
 	state := filepath.Join(t.TempDir(), "waiting")
-	agent := start(t, "tlsfleet", "agent", "--dir", state, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	var cert struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	json.Unmarshal([]byte(f.dsm("-action", "exportdsmcert", "-output", "json")), &cert)
+	// An agent told no fleet takes no offers.
+	closed := fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t))
+	start(t, "tlsfleet", "agent", "--dir", filepath.Join(t.TempDir(), "untold"), "--listen", closed)
+	time.Sleep(time.Second)
+	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", closed, "-activate", "-value", f.dsmURL); code == 0 {
+		t.Errorf("an agent without a trusted fleet took an activation offer:\n%s", out)
+	}
+	agent := start(t, "tlsfleet", "agent", "--dir", state, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--activation-fingerprint", cert.Fingerprint)
 	var out string
 	eventually(t, 10*time.Second, "addcomputer reaching the waiting agent", func() bool {
 		var code int

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/fleetapi"
@@ -39,10 +41,16 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "activation request: %v", err)
 		return
 	}
+	for _, f := range []struct{ name, v string }{{"policy_id", req.PolicyID}, {"relay_group", req.RelayGroup}, {"platform", req.Platform}, {"agent_version", req.AgentVersion}} {
+		if len(f.v) > 64 || !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, unicode.IsControl) {
+			writeError(w, http.StatusBadRequest, "%s: at most 64 printable characters", f.name)
+			return
+		}
+	}
 	if req.RelayGroup != "" {
 		groups, err := m.sqliteDB().RelayGroups(r.Context())
 		if err != nil || !slices.Contains(groups, req.RelayGroup) {
-			writeError(w, http.StatusBadRequest, "relay group %q does not exist; the groups are: %s", req.RelayGroup, strings.Join(groups, ", "))
+			writeError(w, http.StatusBadRequest, "relay group %q does not exist", req.RelayGroup)
 			return
 		}
 	}

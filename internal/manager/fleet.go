@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,11 +49,12 @@ func (m *Manager) sqliteDB() *store.DB { return m.db.(*store.DB) }
 
 // refreshFleet reloads the computers from the database, keeping what heartbeats taught since.
 func (m *Manager) refreshFleet(ctx context.Context) error {
-	cs, err := m.sqliteDB().Computers(ctx)
+	// The version first: a change committed between the two reads is then seen again by the next poll.
+	ver, err := m.sqliteDB().FleetVersion(ctx)
 	if err != nil {
 		return err
 	}
-	ver, err := m.sqliteDB().FleetVersion(ctx)
+	cs, err := m.sqliteDB().Computers(ctx)
 	if err != nil {
 		return err
 	}
@@ -110,31 +113,47 @@ func (m *Manager) syncFleet(ctx context.Context) {
 		return
 	}
 	m.fleet.mu.Lock()
-	var todo []*compState
+	var todo []pushJob
 	for _, st := range m.fleet.comps {
-		if st.policy != nil && st.c.PolicySent != st.c.PolicyAcked && st.c.Listen != "" && !st.c.Deactivated {
-			todo = append(todo, st)
+		if st.policy != nil && st.c.PolicySent != st.c.PolicyAcked && st.c.Listen != "" && !st.c.Deactivated && st.policy.Direction != fleetapi.AgentInitiated {
+			todo = append(todo, pushJob{guid: st.c.GUID, addr: st.c.Listen, policy: st.policy, fp: st.c.PolicySent})
 		}
 	}
 	m.fleet.mu.Unlock()
-	for _, st := range todo {
-		if st.policy.Direction == fleetapi.AgentInitiated {
-			continue
-		}
+	// Pushes outlive the request or poll that triggered them: they run on the Manager's own context.
+	for _, j := range todo {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.push(ctx, st.c.GUID, st.c.Listen, st.policy, st.c.PolicySent)
+			m.push(m.runCtx, j.guid, j.addr, j.policy, j.fp)
 		}()
 	}
 }
 
-// agentClient calls agents on their port 4118 with the Manager's certificate.
+// pushJob is a copy, taken under the lock, of what a push needs.
+type pushJob struct {
+	guid, addr, fp string
+	policy         *fleetapi.Policy
+}
+
+// agentClient calls an agent on its port 4118 with the Manager's certificate; the agent must present
+// the certificate the fleet CA issued to that GUID. Each agent has one transport (its connection pool),
+// kept until the Manager closes.
 func (m *Manager) agentClient(guid string) *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(m.ca.Cert)
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: pool, ServerName: guid, Certificates: []tls.Certificate{m.cert}, MinVersion: tls.VersionTLS12}}}
+	m.agentMu.Lock()
+	defer m.agentMu.Unlock()
+	if m.agentTransports == nil {
+		m.agentTransports = map[string]*http.Transport{}
+	}
+	t := m.agentTransports[guid]
+	if t == nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(m.ca.Cert)
+		t = &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second,
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: guid, Certificates: []tls.Certificate{m.cert}, MinVersion: tls.VersionTLS12}}
+		m.agentTransports[guid] = t
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: t}
 }
 
 // push sends a policy to an agent's port 4118 ("send policy now").
@@ -220,31 +239,56 @@ func (m *Manager) direction(ctx context.Context) string {
 // pushes its policy when the agent runs another.
 func (m *Manager) pollAgents(ctx context.Context) {
 	m.fleet.mu.Lock()
-	var todo []*compState
+	var todo []pushJob
 	for _, st := range m.fleet.comps {
 		if st.c.Listen != "" && !st.c.Deactivated {
-			todo = append(todo, st)
+			todo = append(todo, pushJob{guid: st.c.GUID, addr: st.c.Listen, policy: st.policy, fp: st.c.PolicySent})
 		}
 	}
 	m.fleet.mu.Unlock()
-	for _, st := range todo {
-		resp, err := m.agentClient(st.c.GUID).Get("https://" + st.c.Listen + fleetapi.PathStatus)
-		if err != nil {
-			m.log.Info("agent unreachable", "guid", st.c.GUID, "addr", st.c.Listen, "err", err)
-			continue
-		}
-		var s fleetapi.Status
-		json.NewDecoder(resp.Body).Decode(&s)
-		resp.Body.Close()
-		m.fleet.mu.Lock()
-		st.lastSeen = time.Now()
-		m.fleet.pending[st.c.GUID] = store.CheckIn{GUID: st.c.GUID, LastSeen: st.lastSeen.UTC().Format(time.RFC3339Nano), Seq: st.lastSeq,
-			Listen: st.c.Listen, RelayListen: st.c.RelayListen, NegotiatedTLS: s.NegotiatedTLS, AgentVersion: st.c.AgentVersion,
-			Platform: st.c.Platform, TLSVersions: st.c.TLSVersions, PolicyAcked: s.PolicyFingerprint, Legacy: st.c.Legacy}
+	// A few agents at a time, off the loop: unreachable agents cost their timeout, not the loop's time.
+	sem := make(chan struct{}, 16)
+	for _, j := range todo {
+		sem <- struct{}{}
+		m.wg.Add(1)
+		go func() {
+			defer func() { <-sem; m.wg.Done() }()
+			m.pollAgent(ctx, j)
+		}()
+	}
+}
+
+func (m *Manager) pollAgent(ctx context.Context, j pushJob) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+j.addr+fleetapi.PathStatus, nil)
+	if err != nil {
+		return
+	}
+	resp, err := m.agentClient(j.guid).Do(req)
+	if err != nil {
+		m.log.Info("agent unreachable", "guid", j.guid, "addr", j.addr, "err", err)
+		return
+	}
+	var s fleetapi.Status
+	err = json.NewDecoder(io.LimitReader(resp.Body, fleetapi.MaxBody)).Decode(&s)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		m.log.Warn("agent status unreadable", "guid", j.guid, "status", resp.Status, "err", err)
+		return
+	}
+	m.fleet.mu.Lock()
+	st := m.fleet.comps[j.guid]
+	if st == nil {
 		m.fleet.mu.Unlock()
-		if st.policy != nil && s.PolicyFingerprint != st.c.PolicySent {
-			m.push(ctx, st.c.GUID, st.c.Listen, st.policy, st.c.PolicySent)
-		}
+		return
+	}
+	st.lastSeen = time.Now()
+	st.c.PolicyAcked = s.PolicyFingerprint
+	m.fleet.pending[j.guid] = store.CheckIn{GUID: j.guid, LastSeen: st.lastSeen.UTC().Format(time.RFC3339Nano), Seq: st.lastSeq,
+		Listen: st.c.Listen, RelayListen: st.c.RelayListen, NegotiatedTLS: st.c.NegotiatedTLS, AgentVersion: st.c.AgentVersion,
+		Platform: st.c.Platform, TLSVersions: st.c.TLSVersions, PolicyAcked: s.PolicyFingerprint, Legacy: st.c.Legacy}
+	m.fleet.mu.Unlock()
+	if j.policy != nil && s.PolicyFingerprint != j.fp {
+		m.push(ctx, j.guid, j.addr, j.policy, j.fp)
 	}
 }
 
@@ -261,7 +305,16 @@ func (m *Manager) flushCheckIns(ctx context.Context) bool {
 	m.fleet.dirty = false
 	m.fleet.mu.Unlock()
 	if err := m.sqliteDB().RecordCheckIns(ctx, batch); err != nil {
-		m.log.Error("recording heartbeats", "err", err, "count", len(batch))
+		m.log.Error("recording heartbeats; kept for the next batch", "err", err, "count", len(batch))
+		m.fleet.mu.Lock()
+		for _, c := range batch {
+			if _, newer := m.fleet.pending[c.GUID]; !newer {
+				m.fleet.pending[c.GUID] = c
+			}
+		}
+		m.fleet.dirty = m.fleet.dirty || dirty
+		m.fleet.mu.Unlock()
+		return false
 	}
 	return dirty
 }
@@ -294,21 +347,21 @@ func (m *Manager) agentIdentity(w http.ResponseWriter, r *http.Request) (*compSt
 	return st, true
 }
 
-// reachable turns a reported listen address into one others can dial: an empty or unspecified host is
-// replaced by the address the Manager saw the computer come from.
+// reachable turns a reported listen address into the one others dial: the address the Manager saw the
+// computer come from, with the reported port. (A computer cannot point others at another host.)
 func reachable(listen, remote string) string {
 	if listen == "" {
 		return ""
 	}
-	h, p, err := net.SplitHostPort(listen)
-	if err != nil {
+	_, p, err := net.SplitHostPort(listen)
+	if n, perr := strconv.Atoi(p); err != nil || perr != nil || n < 1 || n > 65535 {
 		return ""
 	}
-	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
-		rh, _, _ := net.SplitHostPort(remote)
-		h = rh
+	rh, _, err := net.SplitHostPort(remote)
+	if err != nil || net.ParseIP(rh) == nil {
+		return ""
 	}
-	return net.JoinHostPort(h, p)
+	return net.JoinHostPort(rh, p)
 }
 
 // heartbeat answers an agent's check-in from memory; the database sees it in the next batch.
@@ -325,6 +378,14 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	m.fleet.mu.Lock()
+	if cur := m.fleet.comps[st.c.GUID]; cur != nil {
+		st = cur // the cache may have been reloaded since agentIdentity
+	}
+	if st.c.Deactivated {
+		m.fleet.mu.Unlock()
+		writeError(w, http.StatusForbidden, "computer %s is deactivated", st.c.GUID)
+		return
+	}
 	if hb.Seq <= st.lastSeq {
 		last := st.lastSeq
 		m.fleet.mu.Unlock()
@@ -363,9 +424,19 @@ var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // bundle serves a published bundle to relays (mutual TLS).
 func (m *Manager) bundle(w http.ResponseWriter, r *http.Request) {
-	if _, ok := m.agentIdentity(w, r); !ok {
+	st, ok := m.agentIdentity(w, r)
+	if !ok {
 		return
 	}
+	m.fleet.mu.Lock()
+	relay := st.c.Relay
+	m.fleet.mu.Unlock()
+	if !relay {
+		writeError(w, http.StatusForbidden, "only relays mirror bundles from the Manager; agents download them from their relays")
+		return
+	}
+	// A bundle may be large: allow an hour instead of the API's write timeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Hour))
 	sum := r.PathValue("sha256")
 	if !sha256RE.MatchString(sum) {
 		writeError(w, http.StatusBadRequest, "%q is not a SHA-256 (64 lowercase hex digits)", sum)
@@ -381,9 +452,9 @@ func (m *Manager) bundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	st, _ := f.Stat()
+	fi, _ := f.Stat()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	http.ServeContent(w, r, sum, st.ModTime(), f)
+	http.ServeContent(w, r, sum, fi.ModTime(), f)
 }
 
 // missedHeartbeats is how many heartbeats a computer may miss before it counts as offline.

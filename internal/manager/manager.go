@@ -92,7 +92,11 @@ type Manager struct {
 	policyErr   string
 
 	cancel context.CancelFunc
+	runCtx context.Context // lives as long as the Manager: background work started by requests uses it
 	wg     sync.WaitGroup
+	// agentTransports hold the connections to agents' port 4118, one pool per agent.
+	agentMu         sync.Mutex
+	agentTransports map[string]*http.Transport
 	// FirstStart is set when this start created the install folder; InitialPasswordFile then names the
 	// file holding the admin's one-time password.
 	FirstStart          bool
@@ -214,7 +218,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	}
 
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.cancel = cancel
+	m.cancel, m.runCtx = cancel, rctx
 	if m.consoleLn, err = m.listen(m.folder.ConsolePort, m.console); err != nil {
 		cancel()
 		return nil, err
@@ -290,6 +294,11 @@ func (m *Manager) Close() error {
 	}
 	m.cancel()
 	m.wg.Wait()
+	m.agentMu.Lock()
+	for _, t := range m.agentTransports {
+		t.CloseIdleConnections()
+	}
+	m.agentMu.Unlock()
 	return m.db.Close()
 }
 

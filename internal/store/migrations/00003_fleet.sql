@@ -29,5 +29,16 @@ CREATE TABLE bundles (
 ALTER TABLE change_counter ADD COLUMN fleet BIGINT NOT NULL DEFAULT 0;
 
 -- +goose Down
+ALTER TABLE change_counter DROP COLUMN fleet;
 DROP TABLE bundles;
 DROP TABLE relay_groups;
+ALTER TABLE computers DROP COLUMN policy_acked;
+ALTER TABLE computers DROP COLUMN policy_sent;
+ALTER TABLE computers DROP COLUMN policy_json;
+ALTER TABLE computers DROP COLUMN legacy;
+ALTER TABLE computers DROP COLUMN negotiated_tls;
+ALTER TABLE computers DROP COLUMN last_seq;
+ALTER TABLE computers DROP COLUMN last_seen;
+ALTER TABLE computers DROP COLUMN listen;
+ALTER TABLE computers DROP COLUMN relay_listen;
+ALTER TABLE computers DROP COLUMN relay;
