@@ -40,18 +40,46 @@ type fileStamp struct {
 
 func stampOf(fi os.FileInfo) fileStamp { return fileStamp{fi.Size(), fi.ModTime()} }
 
+// relayGUIDKey carries, in a download's context, the GUID the relay's certificate must name.
+type relayGUIDKey struct{}
+
 // newRelayClient is the client agents download bundles from relays with. A relay's certificate names its
 // GUID, not its address, so the chain is checked against the fleet CA (ExtKeyUsage ServerAuth) without
 // a host name, in VerifyConnection (which also runs on resumed sessions).
 func newRelayClient(id *identity, legacyMax tlspolicy.Version) *http.Client {
 	cfg := clientConfig(legacyMax)
 	cfg.InsecureSkipVerify = true // replaced by VerifyConnection below
-	cfg.VerifyConnection = verifyFleetPeer(id.pool, x509.ExtKeyUsageServerAuth)
 	cfg.Certificates = []tls.Certificate{id.client}
 	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+	cfg.NextProtos = []string{"http/1.1"}
+	chain := verifyFleetPeer(id.pool, x509.ExtKeyUsageServerAuth)
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:       cfg,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// The relay must present the certificate of the GUID the policy names for its address (when the
+		// policy names one): the request's context carries it to the handshake.
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c := cfg.Clone()
+			want, _ := ctx.Value(relayGUIDKey{}).(string)
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				if err := chain(cs); err != nil {
+					return err
+				}
+				if got := cs.PeerCertificates[0].Subject.CommonName; want != "" && got != want {
+					return fmt.Errorf("the relay at %s presented the certificate of %s, not of the relay %s the policy names", addr, got, want)
+				}
+				return nil
+			}
+			tc := tls.Client(raw, c)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return tc, nil
+		},
 		TLSHandshakeTimeout:   15 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxIdleConnsPerHost:   1,
@@ -110,7 +138,7 @@ func (s *session) syncBundles(ctx context.Context) {
 		done := false
 		for _, r := range p.Relays {
 			url := "https://" + r + fleetapi.PathRelayBundles + b.SHA256
-			err := s.fetch(ctx, s.relayClient, url, b, dir)
+			err := s.fetch(context.WithValue(ctx, relayGUIDKey{}, p.RelayIDs[r]), s.relayClient, url, b, dir)
 			if err == nil {
 				s.a.info("bundle downloaded from a relay", "bundle", b.Name, "sha256", b.SHA256, "relay", r)
 				done = true

@@ -207,11 +207,14 @@ func TestAgentDownloadsFromRelaysWithFailover(t *testing.T) {
 	other := agenttest.NewManager(t, agenttest.Options{})
 	stranger, strangerHits := fakeRelay(t, other.IssueCert(t, "stranger"), content)
 	corrupt, corruptHits := fakeRelay(t, m.IssueCert(t, "corrupt-relay"), []byte("the old agent build"))
+	// A fleet member posing as another relay: its certificate is from the fleet CA but names another GUID.
+	impostor, impostorHits := fakeRelay(t, m.IssueCert(t, "impostor"), content)
 
 	dir := t.TempDir()
 	guid := activate(t, m, dir)
 	p := testPolicy(1)
-	p.Relays = []string{down, stranger, corrupt, relay.RelayAddr()}
+	p.Relays = []string{down, stranger, impostor, corrupt, relay.RelayAddr()}
+	p.RelayIDs = map[string]string{impostor: "relay-that-is-not-the-impostor"}
 	p.Bundles = []fleetapi.Bundle{b}
 	m.SetPolicy(guid, p)
 	_, lb := startAgent(t, dir, Options{})
@@ -222,6 +225,9 @@ func TestAgentDownloadsFromRelaysWithFailover(t *testing.T) {
 	}
 	if strangerHits.Load() != 0 {
 		t.Error("the agent sent a request to a relay outside the fleet")
+	}
+	if impostorHits.Load() != 0 {
+		t.Error("the agent sent a request to a fleet member whose certificate does not name the policy's relay")
 	}
 	if corruptHits.Load() != 1 {
 		t.Errorf("corrupt relay hits %d", corruptHits.Load())

@@ -65,6 +65,10 @@ func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
 	for _, r := range s.Computers {
 		if r.Relay && !r.Deactivated && r.RelayGroup == c.RelayGroup && r.GUID != c.GUID && r.RelayListen != "" {
 			p.Relays = append(p.Relays, r.RelayListen)
+			if p.RelayIDs == nil {
+				p.RelayIDs = map[string]string{}
+			}
+			p.RelayIDs[r.RelayListen] = r.GUID
 		}
 	}
 	slices.Sort(p.Relays)

@@ -132,8 +132,11 @@ type Policy struct {
 	// Relay is set when this computer is a relay.
 	Relay *RelayPolicy `json:"relay,omitempty"`
 	// Relays are the relays of the agent's group (HOST:PORT), in the order this agent should try them.
-	Relays  []string `json:"relays"`
-	Bundles []Bundle `json:"bundles"`
+	Relays []string `json:"relays"`
+	// RelayIDs maps each relay address to the GUID its certificate must name, so that no other fleet
+	// member can pose as a relay.
+	RelayIDs map[string]string `json:"relay_ids,omitempty"`
+	Bundles  []Bundle          `json:"bundles"`
 }
 
 // Fingerprint is the SHA-256 of the policy's canonical JSON without its Serial.
