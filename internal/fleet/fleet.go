@@ -104,33 +104,50 @@ func (t Target) selects(c store.Computer) bool {
 	return slices.Contains(t.GUIDs, c.GUID)
 }
 
-// Release computes the selected computers' policies and stores those that changed, each with a new
-// serial. It returns the released policies by GUID.
+// Release computes the selected computers' policies and stores those that changed, with one new serial,
+// each only if no other release changed the computer's policy meanwhile. It returns the released policies
+// by GUID.
 func Release(ctx context.Context, db *store.DB, snap *Snapshot, t Target) (map[string]fleetapi.Policy, error) {
-	out := map[string]fleetapi.Policy{}
-	rows := map[string][2]string{}
+	type item struct {
+		c  store.Computer
+		p  fleetapi.Policy
+		fp string
+	}
+	var items []item
 	for _, c := range snap.Computers {
 		if c.Deactivated || !t.selects(c) {
 			continue
 		}
 		p := snap.PolicyFor(c)
-		fp := p.Fingerprint()
-		if fp == c.PolicySent {
-			continue
+		if fp := p.Fingerprint(); fp != c.PolicySent {
+			items = append(items, item{c, p, fp})
 		}
-		serial, err := db.PolicySerial(ctx)
-		if err != nil {
-			return nil, err
-		}
-		p.Serial = serial
-		b, err := json.Marshal(p)
-		if err != nil {
-			return nil, err
-		}
-		rows[c.GUID] = [2]string{string(b), fp}
-		out[c.GUID] = p
 	}
-	return out, db.Release(ctx, rows)
+	out := map[string]fleetapi.Policy{}
+	if len(items) == 0 {
+		return out, nil
+	}
+	written, err := db.Release(ctx, func(serial int64) ([]store.ReleaseRow, error) {
+		rows := make([]store.ReleaseRow, 0, len(items))
+		for i := range items {
+			items[i].p.Serial = serial
+			b, err := json.Marshal(items[i].p)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, store.ReleaseRow{GUID: items[i].c.GUID, Prev: items[i].c.PolicySent, JSON: string(b), Fingerprint: items[i].fp})
+		}
+		return rows, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if slices.Contains(written, it.c.GUID) {
+			out[it.c.GUID] = it.p
+		}
+	}
+	return out, nil
 }
 
 // AutoRelease releases every computer's policy when automaticallySendPolicy is on (and only computers

@@ -538,26 +538,39 @@ func (s *DB) Bundles(ctx context.Context) ([]Bundle, error) {
 	return out, rows.Err()
 }
 
-// Release stores the policies released to computers (GUID → JSON and fingerprint) in one transaction.
-func (s *DB) Release(ctx context.Context, released map[string][2]string) error {
-	if len(released) == 0 {
-		return nil
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for guid, p := range released {
-			if _, err := tx.ExecContext(ctx, `UPDATE computers SET policy_json = $1, policy_sent = $2 WHERE guid = $3`, p[0], p[1], guid); err != nil {
+// ReleaseRow is one computer's newly released policy. Prev is the fingerprint it had when the policy was
+// computed: the row is written only if that is still so (another release, by dsm_c or another Manager,
+// wins otherwise and this one is dropped).
+type ReleaseRow struct {
+	GUID, Prev, JSON, Fingerprint string
+}
+
+// Release stores released policies in one transaction, with one new serial for all of them: build gets the
+// serial and returns the rows. It returns the GUIDs whose policy was written.
+func (s *DB) Release(ctx context.Context, build func(serial int64) ([]ReleaseRow, error)) ([]string, error) {
+	var written []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var serial int64
+		if err := tx.QueryRowContext(ctx, `UPDATE change_counter SET fleet = fleet + 1 WHERE id = 1 RETURNING fleet`).Scan(&serial); err != nil {
+			return err
+		}
+		rows, err := build(serial)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			res, err := tx.ExecContext(ctx, `UPDATE computers SET policy_json = $1, policy_sent = $2 WHERE guid = $3 AND policy_sent = $4`,
+				r.JSON, r.Fingerprint, r.GUID, r.Prev)
+			if err != nil {
 				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				written = append(written, r.GUID)
 			}
 		}
 		return nil
 	})
-}
-
-// PolicySerial returns a new policy serial (the fleet counter, bumped).
-func (s *DB) PolicySerial(ctx context.Context) (int64, error) {
-	var v int64
-	err := s.db.QueryRowContext(ctx, `UPDATE change_counter SET fleet = fleet + 1 WHERE id = 1 RETURNING fleet`).Scan(&v)
-	return v, err
+	return written, err
 }
 
 // CheckIn is a batched heartbeat record.

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openTemp(t *testing.T) (*DB, string) {
@@ -77,5 +79,33 @@ func TestObservationsAggregate(t *testing.T) {
 	}
 	if got, _ := db.Observations(ctx, "2026-11-28T00:00:00Z", 0); len(got) != 0 {
 		t.Errorf("since filter: %+v", got)
+	}
+}
+
+// A release is written only over the policy it was computed from: a concurrent one wins, not the stale.
+func TestReleaseCompareAndSet(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := t.Context()
+	db.InsertActivationToken(ctx, "h", ActivationToken{ExpiresAt: "2999-01-01T00:00:00Z", UsesLeft: 1})
+	if _, err := db.Activate(ctx, "h", time.Now(), Computer{}, func(ActivationToken) (Computer, error) { return Computer{GUID: "g1", Hostname: "h1"}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(prev, fp string) func(int64) ([]ReleaseRow, error) {
+		return func(serial int64) ([]ReleaseRow, error) {
+			return []ReleaseRow{{GUID: "g1", Prev: prev, JSON: fmt.Sprintf(`{"serial":%d}`, serial), Fingerprint: fp}}, nil
+		}
+	}
+	if w, err := db.Release(ctx, rows("", "fp1")); err != nil || len(w) != 1 {
+		t.Fatalf("first release: %v %v", w, err)
+	}
+	if w, _ := db.Release(ctx, rows("", "stale")); len(w) != 0 {
+		t.Error("a release computed from the old policy overwrote the newer one")
+	}
+	if w, _ := db.Release(ctx, rows("fp1", "fp2")); len(w) != 1 {
+		t.Error("a release over the current policy was dropped")
+	}
+	cs, _ := db.Computers(ctx)
+	if cs[0].PolicySent != "fp2" {
+		t.Errorf("policy_sent %q", cs[0].PolicySent)
 	}
 }
