@@ -154,17 +154,10 @@ func (t *tlsServer) close() {
 	t.http.Close()
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
-}
+var (
+	writeJSON  = fleetapi.WriteJSON
+	writeError = fleetapi.WriteError
+)
 
 // agentHandler serves 4118: the Manager pushes policies and asks for status.
 func (s *session) agentHandler() http.Handler {

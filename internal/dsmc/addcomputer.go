@@ -40,16 +40,9 @@ func prepareAddComputer(o *options) (work, error) {
 	if o.value.set && !strings.HasPrefix(managerURL, "dsm://") && !strings.HasPrefix(managerURL, "https://") {
 		return nil, bad("-value %q: the Manager as the agent should reach it, e.g. dsm://manager.example:4120/", managerURL)
 	}
-	group, policyID := strings.TrimSpace(o.relayGroup.val), strings.TrimSpace(o.policyID.val)
-	if o.relayGroup.set {
-		if err := checkLabel("-relaygroup", "a relay group name", group, maxLabel); err != nil {
-			return nil, err
-		}
-	}
-	if o.policyID.set {
-		if err := checkLabel("-policyid", "a policy ID", policyID, maxLabel); err != nil {
-			return nil, err
-		}
+	group, policyID, err := tokenScope(o)
+	if err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context, s *session) error {
 		if group != "" {

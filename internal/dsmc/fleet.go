@@ -360,6 +360,22 @@ type tokenResult struct {
 	Command     string `json:"command"`
 }
 
+// tokenScope reads and checks the -relaygroup and -policyid a token carries to the computers it activates.
+func tokenScope(o *options) (group, policyID string, err error) {
+	group, policyID = strings.TrimSpace(o.relayGroup.val), strings.TrimSpace(o.policyID.val)
+	if o.relayGroup.set {
+		if err := checkLabel("-relaygroup", "a relay group name", group, maxLabel); err != nil {
+			return "", "", err
+		}
+	}
+	if o.policyID.set {
+		if err := checkLabel("-policyid", "a policy ID", policyID, maxLabel); err != nil {
+			return "", "", err
+		}
+	}
+	return group, policyID, nil
+}
+
 func prepareCreateActivationToken(o *options) (work, error) {
 	life := defaultTokenLife
 	if o.expires.set {
@@ -378,17 +394,9 @@ func prepareCreateActivationToken(o *options) (work, error) {
 		}
 		uses = n
 	}
-	group := strings.TrimSpace(o.relayGroup.val)
-	if o.relayGroup.set {
-		if err := checkLabel("-relaygroup", "a relay group name", group, maxLabel); err != nil {
-			return nil, err
-		}
-	}
-	policyID := strings.TrimSpace(o.policyID.val)
-	if o.policyID.set {
-		if err := checkLabel("-policyid", "a policy ID", policyID, maxLabel); err != nil {
-			return nil, err
-		}
+	group, policyID, err := tokenScope(o)
+	if err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context, s *session) error {
 		if group != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -18,17 +17,10 @@ import (
 	"tlsfleet/internal/tlspolicy"
 )
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
-}
+var (
+	writeJSON  = fleetapi.WriteJSON
+	writeError = fleetapi.WriteError
+)
 
 // consoleHandler serves port 4119: health, metrics, the REST API and the console page.
 func (m *Manager) consoleHandler() http.Handler {
