@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -257,6 +258,17 @@ func (s *session) relayHandler() http.Handler {
 // SHA-256; a corrupted file is removed, mirrored again, and refused with 404 so that the agent tries its
 // next relay.
 func (s *session) serveBundle(w http.ResponseWriter, r *http.Request) {
+	// The handshake lets anyone in (so that scanners and the page's openssl check see the relay's TLS);
+	// bundles go only to the fleet's computers, and not to deactivated ones.
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		writeError(w, http.StatusUnauthorized, "bundles are for this fleet's computers: present the agent certificate")
+		return
+	}
+	if p := s.currentPolicy(); p != nil && p.Relay != nil && slices.Contains(p.Relay.Denied, r.TLS.PeerCertificates[0].Subject.CommonName) {
+		s.a.warn("relay: refused a deactivated computer", "guid", r.TLS.PeerCertificates[0].Subject.CommonName, "client", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "computer %s is deactivated", r.TLS.PeerCertificates[0].Subject.CommonName)
+		return
+	}
 	sha := r.PathValue("sha")
 	if !validSHA(sha) {
 		writeError(w, http.StatusNotFound, "%q is not a bundle name (64 lowercase hex digits)", sha)

@@ -25,10 +25,17 @@ import (
 // relayGet fetches a bundle from a relay as an agent does (fleet CA, no host name).
 func relayGet(t *testing.T, m *agenttest.Manager, addr, sha string) (int, []byte) {
 	t.Helper()
+	return relayGetAs(t, m, addr, sha, []tls.Certificate{m.IssueCert(t, "test-reader")})
+}
+
+// relayGetAs downloads from a relay presenting the given client certificates (none: anonymous).
+func relayGetAs(t *testing.T, m *agenttest.Manager, addr, sha string, certs []tls.Certificate) (int, []byte) {
+	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(m.CA.Cert)
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		InsecureSkipVerify: true, VerifyConnection: verifyFleetPeer(pool, x509.ExtKeyUsageServerAuth), MinVersion: tls.VersionTLS12,
+		Certificates: certs,
 	}}}
 	defer c.CloseIdleConnections()
 	resp, err := c.Get("https://" + addr + fleetapi.PathRelayBundles + sha)
@@ -86,6 +93,19 @@ func TestRelayMirrorsAndServes(t *testing.T) {
 	if code, body := relayGet(t, m, addr, good.SHA256); code != http.StatusOK || !bytes.Equal(body, bytes.Repeat([]byte("good bundle "), 5000)) {
 		t.Errorf("GET good: %d, %d bytes", code, len(body))
 	}
+	// Bundles are for the fleet's computers: anonymous clients and deactivated computers are refused.
+	if code, _ := relayGetAs(t, m, addr, good.SHA256, nil); code != http.StatusUnauthorized {
+		t.Errorf("anonymous GET: %d, want 401", code)
+	}
+	p := testPolicy(2)
+	p.Relay = &fleetapi.RelayPolicy{Port: 4122, TLS: fleetapi.TLSSettings{MinVersion: "TLSv1.2"}, Denied: []string{"gone-agent"}}
+	p.Bundles = []fleetapi.Bundle{good, bad}
+	m.SetPolicy(guid, p)
+	a.CheckInNow()
+	agenttest.Eventually(t, waitLong, "the deny list applied", func() bool {
+		code, _ := relayGetAs(t, m, addr, good.SHA256, []tls.Certificate{m.IssueCert(t, "gone-agent")})
+		return code == http.StatusForbidden
+	})
 	if code, _ := relayGet(t, m, addr, bad.SHA256); code != http.StatusNotFound {
 		t.Errorf("GET bad: %d", code)
 	}

@@ -61,6 +61,12 @@ func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
 	if c.Relay {
 		p.Relay = &fleetapi.RelayPolicy{Port: fleetapi.DefaultRelayPort, Group: c.RelayGroup,
 			TLS: fleetapi.TLSSettings{MinVersion: s.Settings.Get(settings.RelayMinimumTLS), StrongCiphers: strong}}
+		for _, d := range s.Computers {
+			if d.Deactivated {
+				p.Relay.Denied = append(p.Relay.Denied, d.GUID)
+			}
+		}
+		slices.Sort(p.Relay.Denied)
 	}
 	for _, r := range s.Computers {
 		if r.Relay && !r.Deactivated && r.RelayGroup == c.RelayGroup && r.GUID != c.GUID && r.RelayListen != "" {

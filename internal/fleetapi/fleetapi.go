@@ -112,6 +112,9 @@ type RelayPolicy struct {
 	Port  int         `json:"port"`
 	Group string      `json:"group"`
 	TLS   TLSSettings `json:"tls"`
+	// Denied are the GUIDs of deactivated computers: their certificates stay valid until they expire, so
+	// relays refuse them by name.
+	Denied []string `json:"denied,omitempty"`
 }
 
 // Bundle is an update bundle the Manager publishes and relays mirror, addressed by its SHA-256.

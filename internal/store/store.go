@@ -607,6 +607,7 @@ func (s *DB) RecordCheckIns(ctx context.Context, batch []CheckIn) error {
 
 // SetPolicyAcked records that a computer confirmed running a policy (after a push over its port 4118).
 func (s *DB) SetPolicyAcked(ctx context.Context, guid, fingerprint string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE computers SET policy_acked = $1 WHERE guid = $2`, fingerprint, guid)
+	// Only while that policy is still the one released: an ack of an older push must not cover a newer one.
+	_, err := s.db.ExecContext(ctx, `UPDATE computers SET policy_acked = $1 WHERE guid = $2 AND policy_sent = $1`, fingerprint, guid)
 	return err
 }
