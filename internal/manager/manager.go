@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,7 +214,11 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	for _, w := range append(tlspolicy.Explain(m.consoleListener(), layers).Policy.Warnings, tlspolicy.Explain(m.agentListener(), layers).Policy.Warnings...) {
 		if !seen[w] {
 			seen[w] = true
-			m.log.Warn("TLS policy", "warning", w)
+			if strings.Contains(w, "has no effect here") {
+				m.log.Info("TLS policy note", "note", w) // e.g. the JDK's DH and DTLS entries: nothing to restrict in Go
+			} else {
+				m.log.Warn("TLS policy", "warning", w)
+			}
 		}
 	}
 
