@@ -176,12 +176,12 @@ func TestGroups(t *testing.T) {
 	}
 }
 
-// Each disabled version costs one probe, and a server-order pick sequence needs no preference probe:
-// an SSLv3-only server with three suites takes 3 picks, 1 closing probe and 4 version probes.
+// Each disabled version costs one probe: an SSLv3-only server with three suites takes 3 picks, 1 closing
+// probe, 2 preference probes (nmap's two-suite comparison) and 4 version probes.
 func TestProbeBudget(t *testing.T) {
 	tg := testtarget.Proxy(t, testtarget.FakeSSLv3(t))
 	tr := scanOne(t, tg.Addr, "")
-	if tr.Probes != 8 || tg.Connections() != 8 {
-		t.Errorf("scan reports %d probes, the relay counted %d connections; want 8", tr.Probes, tg.Connections())
+	if tr.Probes != 10 || tg.Connections() != 10 {
+		t.Errorf("scan reports %d probes, the relay counted %d connections; want 10", tr.Probes, tg.Connections())
 	}
 }

@@ -536,62 +536,51 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 	return vs
 }
 
-// preference decides whether the server picks suites by its own order or the client's. Picks that left
-// the offer order already prove the server's own order; otherwise one hello offers the accepted suites in
-// the reverse of the order the server picked them: a server that follows its own order picks the same
-// first suite again, one that follows the client picks the last.
+// preference decides whether the server picks suites by its own order or the client's, the way nmap does:
+// the server's first two picks are offered alone, in both orders; the same winner both times means server
+// order. (Inferring it from the enumeration's picks would save the probes, but disagrees with nmap on
+// servers whose order depends on the client's first suite — Go's crypto/tls among them, which puts AES-GCM
+// first only for clients that list it first — and tlsfleet's own ports are such servers.)
 func (t *target) preference(ctx context.Context, vs *versionScan, groups []uint16, chunked bool) {
 	v := vs.version
-	ids := make([]uint16, len(vs.suites))
-	for i, a := range vs.suites {
-		ids[len(ids)-1-i] = a.suite.ID
-	}
-	if len(ids) < 2 {
+	if len(vs.suites) < 2 {
 		vs.preference, vs.prefErr = "indeterminate", "Too few ciphers supported"
 		return
 	}
 	if chunked {
 		// Picks across chunks say nothing about the global order: pick again among all accepted suites.
-		picks := t.order(ctx, v, ids, groups)
-		if len(picks) == len(vs.suites) {
+		ids := make([]uint16, len(vs.suites))
+		for i, a := range vs.suites {
+			ids[i] = a.suite.ID
+		}
+		if picks := t.order(ctx, v, ids, groups); len(picks) == len(vs.suites) {
 			slices.SortStableFunc(vs.suites, func(a, b acceptedSuite) int {
 				return slices.Index(picks, a.suite.ID) - slices.Index(picks, b.suite.ID)
 			})
-			for i, a := range vs.suites {
-				ids[len(ids)-1-i] = a.suite.ID
-			}
 		}
-	} else if !followsOfferOrder(v, vs.suites) {
-		// The server once picked a suite while one it accepts, offered earlier, was still on the list:
-		// it uses its own order, and no probe is needed to know it.
-		vs.preference = "server"
-		return
 	}
-	r := t.probe(ctx, t.hello(v, ids, groups, nil), false)
-	if r.hello == nil {
-		vs.preference, vs.prefErr = "", fmt.Sprintf("Error when comparing the server's picks: %s", describe(r))
-		return
+	a, b := vs.suites[0].suite.ID, vs.suites[1].suite.ID
+	var wins [2]probeResult
+	var wg sync.WaitGroup
+	for i, pair := range [][]uint16{{a, b}, {b, a}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wins[i] = t.probe(ctx, t.hello(v, pair, groups, nil), false)
+		}()
 	}
-	if r.hello.CipherSuite == vs.suites[0].suite.ID {
+	wg.Wait()
+	for _, r := range wins {
+		if r.hello == nil {
+			vs.preference, vs.prefErr = "", fmt.Sprintf("Error when comparing %s and %s: %s", tlspolicy.SuiteName(a), tlspolicy.SuiteName(b), describe(r))
+			return
+		}
+	}
+	if wins[0].hello.CipherSuite == wins[1].hello.CipherSuite {
 		vs.preference = "server"
 	} else {
 		vs.preference = "client"
 	}
-}
-
-// followsOfferOrder reports whether the picks came in the order the enumeration hellos listed the suites,
-// as they do from a server that follows the client's order.
-func followsOfferOrder(v uint16, picks []acceptedSuite) bool {
-	order := candidates(v)
-	last := -1
-	for _, a := range picks {
-		i := slices.Index(order, a.suite.ID)
-		if i < last {
-			return false
-		}
-		last = i
-	}
-	return true
 }
 
 // order returns the server's picks when offered ids again and again, each pick removed.
