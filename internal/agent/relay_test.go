@@ -282,3 +282,49 @@ func TestAgentRetriesBundlesAtNextHeartbeat(t *testing.T) {
 	a.CheckInNow()
 	agenttest.Eventually(t, waitLong, "a retry", func() bool { return hits.Load() > n })
 }
+
+// Garbage on the relay port: wrong methods, bad names and plaintext change nothing and are refused.
+func TestRelayRefusesGarbage(t *testing.T) {
+	m := agenttest.NewManager(t, agenttest.Options{})
+	b := m.AddBundle("b.zip", []byte("bundle"))
+	relay, dir, _ := startRelay(t, m, b)
+	agenttest.Eventually(t, waitLong, "the relay's copy", func() bool { code, _ := relayGet(t, m, relay.RelayAddr(), b.SHA256); return code == http.StatusOK })
+	before := localBundles(dir)
+	pool := x509.NewCertPool()
+	pool.AddCert(m.CA.Cert)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true,
+		Certificates: []tls.Certificate{m.IssueCert(t, "reader")}, MinVersion: tls.VersionTLS12}}}
+	for _, tc := range []struct {
+		method, path string
+		body         io.Reader
+		want         int
+	}{
+		{"POST", fleetapi.PathRelayBundles + b.SHA256, strings.NewReader(strings.Repeat("x", 1<<20)), http.StatusMethodNotAllowed},
+		{"PUT", fleetapi.PathRelayBundles + b.SHA256, strings.NewReader("overwrite"), http.StatusMethodNotAllowed},
+		{"GET", fleetapi.PathRelayBundles + "../state.json", nil, http.StatusNotFound},
+		{"GET", fleetapi.PathRelayBundles + strings.Repeat("a", 64), nil, http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest(tc.method, "https://"+relay.RelayAddr()+tc.path, tc.body)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	// Plaintext on the TLS port.
+	if conn, err := net.Dial("tcp", relay.RelayAddr()); err == nil {
+		conn.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, conn)
+		conn.Close()
+	}
+	if after := localBundles(dir); !slices.Equal(before, after) {
+		t.Errorf("bundles changed: %v → %v", before, after)
+	}
+	if code, _ := relayGet(t, m, relay.RelayAddr(), b.SHA256); code != http.StatusOK {
+		t.Errorf("the relay stopped serving after garbage: %d", code)
+	}
+}
