@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -337,5 +338,39 @@ func TestConcurrencyPerHost(t *testing.T) {
 	}
 	if peak != 2 {
 		t.Errorf("%d connections were open at once to one host, want 2 (the limit, reached)", peak)
+	}
+}
+
+// Hostile answers that would never end: an SMTP greeting without a newline, and a server that picks a
+// compression method it was not offered on every hello. Both end with a clear line, quickly.
+func TestHostileServersEnd(t *testing.T) {
+	endless := serveRaw(t, func(c net.Conn) {
+		io.WriteString(c, "220-")
+		buf := bytes.Repeat([]byte("A"), 64<<10)
+		for i := 0; i < 1024; i++ {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	tr := scanOne(t, endless, "smtp")
+	if !strings.Contains(tr.Error, "longer than") {
+		t.Errorf("endless SMTP line: %q", tr.Error)
+	}
+	weird := serveRaw(t, func(c net.Conn) {
+		hello := readHello(c)
+		if len(hello) < 6 || hello[4] != 3 || hello[5] != 3 { // TLS 1.2 hellos only
+			return
+		}
+		sh := serverHello(tls.VersionTLS12, 0xc02f)
+		sh[len(sh)-1] = 7 // compression method 7, never offered
+		c.Write(sh)
+	})
+	s := New()
+	s.Timeout = time.Second
+	start := time.Now()
+	tr = s.Scan(t.Context(), []string{weird}).Targets[0]
+	if time.Since(start) > 10*time.Second || tr.Probes > 400 {
+		t.Errorf("scan of a server choosing unoffered compression: %s, %d probes", time.Since(start), tr.Probes)
 	}
 }

@@ -453,7 +453,9 @@ func (t *target) scanVersion(ctx context.Context, v uint16) *versionScan {
 		}
 		if r.hello != nil && compression != nil {
 			compressionOK = true
-			compressionSeen[r.hello.Compression] = true
+			if slices.Contains(compression, r.hello.Compression) {
+				compressionSeen[r.hello.Compression] = true
+			}
 		}
 		return r
 	}
@@ -607,6 +609,10 @@ func (t *target) compressors(ctx context.Context, vs *versionScan, ids, groups [
 		r := t.probe(ctx, t.hello(vs.version, ids, groups, offer), false)
 		if r.hello == nil || r.hello.Compression == 0 {
 			break
+		}
+		if !slices.Contains(offer, r.hello.Compression) {
+			vs.note = fmt.Sprintf("server chose compression method %d, which was not offered", r.hello.Compression)
+			break // a server that answers anything: stop, or the loop would never shrink
 		}
 		if name := compressorName(r.hello.Compression); !slices.Contains(vs.compressors, name) {
 			vs.compressors = append(vs.compressors, name)

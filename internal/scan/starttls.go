@@ -54,11 +54,41 @@ func postgresPreamble(conn net.Conn) error {
 	return fmt.Errorf("postgres: unexpected answer %q to SSLRequest", b[0])
 }
 
+// Bounds on what a STARTTLS server may send before TLS: a hostile one cannot make the scanner buffer
+// without end.
+const (
+	maxPreambleLine  = 4096
+	maxPreambleLines = 100
+)
+
+// readLine reads one line of at most maxPreambleLine bytes.
+func readLine(r *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxPreambleLine {
+			return "", fmt.Errorf("a reply line longer than %d bytes", maxPreambleLine)
+		}
+		switch {
+		case err == nil:
+			return string(line), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return "", err
+		}
+	}
+}
+
 // readReply reads one (possibly multi-line) reply with the given status code. Servers send nothing after
 // the final STARTTLS reply until the ClientHello, so the buffered reader never swallows TLS bytes.
 func readReply(r *bufio.Reader, code string) (string, error) {
-	for {
-		line, err := r.ReadString('\n')
+	for n := 0; ; n++ {
+		if n == maxPreambleLines {
+			return "", fmt.Errorf("a reply of more than %d lines", maxPreambleLines)
+		}
+		line, err := readLine(r)
 		if err != nil {
 			return "", fmt.Errorf("reading reply: %w", err)
 		}
@@ -108,15 +138,18 @@ func ftpPreamble(conn net.Conn) error {
 
 func imapPreamble(conn net.Conn) error {
 	r := bufio.NewReader(conn)
-	greet, err := r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(greet, "* OK") {
-		return fmt.Errorf("imap greeting %q: %v", strings.TrimSpace(greet), err)
+	greet, err := readLine(r)
+	if err != nil {
+		return fmt.Errorf("imap greeting: %w", err)
+	}
+	if !strings.HasPrefix(greet, "* OK") {
+		return fmt.Errorf("imap greeting %q is not * OK", strings.TrimSpace(greet))
 	}
 	if _, err := io.WriteString(conn, "a1 STARTTLS\r\n"); err != nil {
 		return err
 	}
-	for {
-		line, err := r.ReadString('\n')
+	for n := 0; n < maxPreambleLines; n++ {
+		line, err := readLine(r)
 		if err != nil {
 			return fmt.Errorf("imap STARTTLS: %w", err)
 		}
@@ -127,6 +160,7 @@ func imapPreamble(conn net.Conn) error {
 			return nil
 		}
 	}
+	return fmt.Errorf("imap STARTTLS: no answer to a1 within %d lines", maxPreambleLines)
 }
 
 // ldapPreamble sends the StartTLS extended operation (RFC 4511 §4.14) and checks for success.
