@@ -81,6 +81,11 @@ func (m *Manager) requireKey(next http.Handler) http.Handler {
 			return
 		}
 		name, hash, err := m.db.APIKeyHash(r.Context(), prefix)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			m.log.Error("checking an API key", "err", err)
+			writeError(w, http.StatusInternalServerError, "the Manager could not check the API key: its database failed (see the Manager's log)")
+			return
+		}
 		if err != nil || !auth.KeyMatches(key, hash) {
 			deny("unknown API key")
 			return

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +60,7 @@ type tlsListener struct {
 	closeErr sync.Once
 	records  sync.Map // *tls.Conn -> *connRecord
 	log      *slog.Logger
+	names    []string // the DNS names of the Manager's certificate (lower case)
 	logMu    sync.Mutex
 	logged   map[string]time.Time // client IP -> last refusal logged
 }
@@ -86,14 +89,15 @@ func (l *tlsListener) logRefusal(ip, offered, reason string) {
 	l.log.Warn("TLS handshake refused by the policy", "port", l.port, "client", ip, "offered_max", offered, "reason", reason)
 }
 
-func newTLSListener(ln net.Listener, port int, cfg *tls.Config, tel *telemetry.Recorder, timeout time.Duration, maxConns int, log *slog.Logger) *tlsListener {
-	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout, log: log,
+func newTLSListener(ln net.Listener, port int, cfg *tls.Config, tel *telemetry.Recorder, timeout time.Duration, maxConns int, log *slog.Logger, names []string) *tlsListener {
+	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout, log: log, names: names,
 		slots: make(chan struct{}, maxConns), ready: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
 
 func (l *tlsListener) acceptLoop() {
+	backoff := time.Duration(0)
 	for {
 		raw, err := l.Listener.Accept()
 		if err != nil {
@@ -102,13 +106,20 @@ func (l *tlsListener) acceptLoop() {
 				return
 			default:
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			// Out of file descriptors and the like: log, wait and go on (as net/http does); never let
+			// one error close the port for good.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if l.log != nil {
+				l.log.Error("accept failed; retrying", "port", l.port, "err", err, "in", backoff)
 			}
-			l.Close()
-			return
+			select {
+			case <-time.After(backoff):
+			case <-l.done:
+				return
+			}
+			continue
 		}
+		backoff = 0
 		select {
 		case l.slots <- struct{}{}:
 			go l.handshake(raw)
@@ -138,7 +149,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	key := telemetry.Key{Port: l.port, ClientIP: hostOf(raw.RemoteAddr())}
 	seen := oc.hello.Load()
 	if seen != nil {
-		key.SNI, key.OfferedMax = seen.sni, seen.offeredMax
+		key.SNI, key.OfferedMax = l.sniLabel(seen.sni), seen.offeredMax
 	}
 	if err != nil {
 		reason := err.Error()
@@ -165,6 +176,15 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		l.finish(tc)
 		tc.Close()
 	}
+}
+
+// sniLabel keeps a client's server_name when it is one of the names in this Manager's certificate, and
+// records any other as "other": the names clients choose must not grow the telemetry without end.
+func (l *tlsListener) sniLabel(sni string) string {
+	if sni == "" || len(l.names) == 0 || slices.Contains(l.names, strings.ToLower(sni)) {
+		return sni
+	}
+	return "other"
 }
 
 // finish counts a connection's handshake once it closes.

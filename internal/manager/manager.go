@@ -262,7 +262,16 @@ func (m *Manager) listen(port int, srv *tlspolicy.Server) (*tlsListener, error) 
 	if m.opts.NoTelemetry {
 		tel = telemetry.New(func(context.Context, []telemetry.Observation) error { return nil }, nil)
 	}
-	return newTLSListener(ln, port, srv.TLSConfig(), tel, m.opts.HandshakeTimeout, m.opts.MaxConns, m.log), nil
+	var names []string
+	if leaf, err := x509.ParseCertificate(m.cert.Certificate[0]); err == nil {
+		for _, n := range leaf.DNSNames {
+			names = append(names, strings.ToLower(n))
+		}
+		for _, ip := range leaf.IPAddresses {
+			names = append(names, ip.String())
+		}
+	}
+	return newTLSListener(ln, port, srv.TLSConfig(), tel, m.opts.HandshakeTimeout, m.opts.MaxConns, m.log, names), nil
 }
 
 func (m *Manager) serve(l *tlsListener, h http.Handler) {
@@ -333,6 +342,10 @@ func (m *Manager) loadLayers(ctx context.Context) (tlspolicy.Layers, error) {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return l, err
+	case !js.Defined:
+		// An empty or cut file (an editor mid-write, a full disk) must not open every version: keep the
+		// policy in force until the file says what it means.
+		return l, fmt.Errorf("%s defines no %s; write the line (jdk.tls.disabledAlgorithms= with nothing after it disables nothing)", js.Path, tlspolicy.DisabledAlgorithmsKey)
 	default:
 		l.JavaSecurity = js
 	}
@@ -364,7 +377,12 @@ func (m *Manager) stamp() string {
 }
 
 // watch re-applies the policy when a file or the settings change.
+// TelemetryRetention is how long handshake counts are kept.
+const TelemetryRetention = 90 * 24 * time.Hour
+
 func (m *Manager) watch(ctx context.Context) {
+	pending := ""
+	lastPrune := time.Time{}
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
 	for {
@@ -373,6 +391,12 @@ func (m *Manager) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if time.Since(lastPrune) > time.Hour {
+			lastPrune = time.Now()
+			if n, err := m.sqliteDB().PruneObservations(ctx, time.Now().Add(-TelemetryRetention).UTC().Format(time.RFC3339Nano)); err == nil && n > 0 {
+				m.log.Info("old handshake counts removed", "rows", n, "retention", TelemetryRetention)
+			}
+		}
 		st := m.stamp()
 		ver, err := m.db.SettingsVersion(ctx)
 		if err != nil {
@@ -380,6 +404,11 @@ func (m *Manager) watch(ctx context.Context) {
 			continue
 		}
 		if st == m.fileStamp && ver == m.settingsVer {
+			continue
+		}
+		if st != m.fileStamp && st != pending {
+			// A file changed: wait one more poll for it to settle (an editor may still be writing it).
+			pending = st
 			continue
 		}
 		settingsChanged := ver != m.settingsVer
@@ -409,6 +438,9 @@ func (m *Manager) Reload(ctx context.Context) {
 		l   tlspolicy.Listener
 	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
 		ex := tlspolicy.Explain(x.l, layers)
+		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() && len(ex.Policy.Versions) > 0 {
+			m.log.Warn("TLS policy weakened: the port now accepts an older TLS version", "port", x.l.Port, "was", old.MinVersion().String(), "now", ex.Policy.MinVersion().String())
+		}
 		if err := x.srv.Update(ex.Policy); err != nil {
 			m.log.Error("TLS policy update", "port", x.l.Port, "err", err)
 			continue

@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+	"tlsfleet/internal/telemetry"
 
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
@@ -357,4 +359,81 @@ func TestBadEditKeepsPolicy(t *testing.T) {
 	if _, err := tls.Dial("tcp", m.ConsoleAddr(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}); err == nil {
 		t.Error("TLS 1.1 accepted after a broken edit: the old policy must stay")
 	}
+}
+
+// An empty (or cut) java.security keeps the policy in force: it would otherwise open every version.
+func TestEmptyJavaSecurityKeepsPolicy(t *testing.T) {
+	m := startManager(t, nil)
+	js := m.folder.Path(install.JavaSecurityFile)
+	os.WriteFile(js, nil, 0o640)
+	key := apiKey(t, m)
+	eventually(t, 2*time.Second, "the error reported", func() bool {
+		var rep map[string]any
+		call(t, m, "GET", "/api/policy", key, nil, &rep)
+		e, _ := rep["config_error"].(string)
+		return strings.Contains(e, "defines no jdk.tls.disabledAlgorithms")
+	})
+	if _, err := tls.Dial("tcp", m.AgentAddr(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10}); err == nil {
+		t.Error("TLS 1.1 accepted after java.security was emptied")
+	}
+}
+
+// Server names in the telemetry are the Manager's own, or "other": clients cannot grow it at will.
+func TestTelemetrySNI(t *testing.T) {
+	m := startManager(t, nil)
+	for _, name := range []string{"localhost", "random-1.example", "random-2.example"} {
+		c, err := tls.Dial("tcp", m.ConsoleAddr(), &tls.Config{InsecureSkipVerify: true, ServerName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	key := apiKey(t, m)
+	eventually(t, 3*time.Second, "the handshakes counted", func() bool {
+		var obs []store.Observation
+		call(t, m, "GET", "/api/tlsclients", key, nil, &obs)
+		names := map[string]int64{}
+		for _, o := range obs {
+			if o.Port == m.folder.ConsolePort && o.UserAgent == "" {
+				names[o.SNI] += o.Count
+			}
+		}
+		return names["localhost"] == 1 && names["other"] == 2 && len(names) == 2
+	})
+}
+
+// flakyListener fails its first Accept calls, as a listener out of file descriptors does.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	if f.fails > 0 {
+		f.fails--
+		return nil, &net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return f.Listener.Accept()
+}
+
+// An accept error does not close the port for good.
+func TestAcceptErrorsAreRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := testtarget.NewCert(t, testtarget.ECDSAP256).TLS
+	tel := telemetry.New(func(context.Context, []telemetry.Observation) error { return nil }, nil)
+	l := newTLSListener(&flakyListener{Listener: ln, fails: 3}, 1, &tls.Config{Certificates: []tls.Certificate{cert}}, tel, time.Second, 8, slog.New(slog.DiscardHandler), nil)
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("the port stopped after accept errors: %v", err)
+	}
+	c.Close()
 }

@@ -246,12 +246,22 @@ func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
 	return tx.Commit()
 }
 
+// PruneObservations deletes the counts last seen before the given time (RFC 3339): telemetry is kept for
+// a retention period, not for ever.
+func (s *DB) PruneObservations(ctx context.Context, before string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM tls_observations WHERE last_seen < $1`, before)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // Observations returns the counts last seen at or after since (RFC 3339), for one port or all (0),
-// newest first.
+// newest first, at most 10,000.
 func (s *DB) Observations(ctx context.Context, since string, port int) ([]Observation, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite,
 		outcome, reason, count, first_seen, last_seen FROM tls_observations
-		WHERE last_seen >= $1 AND ($2 = 0 OR port = $2) ORDER BY last_seen DESC, port`, since, port)
+		WHERE last_seen >= $1 AND ($2 = 0 OR port = $2) ORDER BY last_seen DESC, port LIMIT 10000`, since, port)
 	if err != nil {
 		return nil, err
 	}
