@@ -61,6 +61,9 @@ type tlsListener struct {
 	records  sync.Map // *tls.Conn -> *connRecord
 	log      *slog.Logger
 	names    []string // the DNS names of the Manager's certificate (lower case)
+	maxPerIP int      // connections one address may hold (0: no limit)
+	ipMu     sync.Mutex
+	perIP    map[string]int
 	logMu    sync.Mutex
 	logged   map[string]time.Time // client IP -> last refusal logged
 }
@@ -90,7 +93,7 @@ func (l *tlsListener) logRefusal(ip, offered, reason string) {
 }
 
 func newTLSListener(ln net.Listener, port int, cfg *tls.Config, tel *telemetry.Recorder, timeout time.Duration, maxConns int, log *slog.Logger, names []string) *tlsListener {
-	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout, log: log, names: names,
+	l := &tlsListener{Listener: ln, port: port, config: cfg, tel: tel, timeout: timeout, log: log, names: names, maxPerIP: max(4, maxConns/8),
 		slots: make(chan struct{}, maxConns), ready: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
@@ -120,12 +123,19 @@ func (l *tlsListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		ip := hostOf(raw.RemoteAddr())
+		if !l.takeIP(ip) {
+			raw.Close() // one address may not hold every slot
+			l.tel.Record(telemetry.Key{Port: l.port, ClientIP: ip, Outcome: telemetry.Failed}, "too many connections from this address")
+			continue
+		}
 		select {
 		case l.slots <- struct{}{}:
 			go l.handshake(raw)
 		default:
+			l.releaseIP(ip)
 			raw.Close() // over the connection limit
-			l.tel.Record(telemetry.Key{Port: l.port, ClientIP: hostOf(raw.RemoteAddr()), Outcome: telemetry.Failed}, "connection limit reached")
+			l.tel.Record(telemetry.Key{Port: l.port, ClientIP: ip, Outcome: telemetry.Failed}, "connection limit reached")
 		}
 	}
 }
@@ -161,6 +171,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 		l.tel.Record(key, reason)
 		tc.Close()
 		<-l.slots
+		l.releaseIP(key.ClientIP)
 		return
 	}
 	raw.SetDeadline(time.Time{})
@@ -175,6 +186,28 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	case <-l.done:
 		l.finish(tc)
 		tc.Close()
+	}
+}
+
+// takeIP counts a connection from ip, unless ip already holds maxPerIP of them.
+func (l *tlsListener) takeIP(ip string) bool {
+	l.ipMu.Lock()
+	defer l.ipMu.Unlock()
+	if l.perIP == nil {
+		l.perIP = map[string]int{}
+	}
+	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
+		return false
+	}
+	l.perIP[ip]++
+	return true
+}
+
+func (l *tlsListener) releaseIP(ip string) {
+	l.ipMu.Lock()
+	defer l.ipMu.Unlock()
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
 	}
 }
 
@@ -193,8 +226,10 @@ func (l *tlsListener) finish(c net.Conn) {
 	if !ok {
 		return
 	}
-	v.(*connRecord).count(l.tel, "")
+	rec := v.(*connRecord)
+	rec.count(l.tel, "")
 	<-l.slots
+	l.releaseIP(rec.key.ClientIP)
 }
 
 // Accept returns the next connection whose handshake finished.

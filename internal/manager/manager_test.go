@@ -437,3 +437,30 @@ func TestAcceptErrorsAreRetried(t *testing.T) {
 	}
 	c.Close()
 }
+
+// One address holds at most an eighth of the connection slots: the rest of its connections are closed
+// at once, and the slots stay for other clients.
+func TestConnectionsPerAddress(t *testing.T) {
+	m := startManager(t, func(o *Options) { o.MaxConns, o.HandshakeTimeout = 32, 5*time.Second })
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	closedAtOnce := 0
+	for i := 0; i < 10; i++ {
+		c, err := net.Dial("tcp", m.ConsoleAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+			closedAtOnce++
+		}
+	}
+	if closedAtOnce != 6 {
+		t.Errorf("%d of 10 idle connections from one address were closed at once, want 6 (4 allowed)", closedAtOnce)
+	}
+}
