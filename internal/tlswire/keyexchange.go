@@ -45,7 +45,11 @@ func ParseServerKeyExchange(body []byte, family string) (KeyExchange, error) {
 		if !s.ReadUint16LengthPrefixed(&p) || !s.ReadUint16LengthPrefixed(&g) || !s.ReadUint16LengthPrefixed(&ys) || len(p) == 0 {
 			return bad("DH parameters")
 		}
-		return KeyExchange{Kind: "dh", Bits: new(big.Int).SetBytes(p).BitLen(), Prime: append([]byte(nil), p...)}, nil
+		bits := new(big.Int).SetBytes(p).BitLen()
+		if bits < 2 {
+			return bad("DH prime (zero or one)")
+		}
+		return KeyExchange{Kind: "dh", Bits: bits, Prime: append([]byte(nil), p...)}, nil
 	case "RSA":
 		var mod, exp cryptobyte.String
 		if !s.ReadUint16LengthPrefixed(&mod) || !s.ReadUint16LengthPrefixed(&exp) || len(mod) == 0 {
