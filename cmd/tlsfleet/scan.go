@@ -28,10 +28,11 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&s.SNI, "sni", "", "server name to send (default: the host name of each target, none for IP addresses)")
 	fs.DurationVar(&s.Timeout, "timeout", s.Timeout, "time allowed for each probe (connect, STARTTLS and the server's first flight)")
 	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "connections open at once to each target")
+	maxTime := fs.Duration("max-time", 0, "stop the whole scan after this long (0: no limit; --timeout bounds each probe)")
 	requireMin := fs.String("require-min", "", "exit 1, naming it, when a target accepts a version older than this (e.g. TLSv1.2)")
 	fs.StringVar(&s.StartTLS, "starttls", "", "speak this protocol before TLS on every probe: "+strings.Join(scan.StartTLS, "|"))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tlsfleet scan [--json] [--sni NAME] [--timeout D] [--concurrency N] [--require-min TLSv1.2] [--starttls PROTO] HOST:PORT...")
+		fmt.Fprintln(stderr, "Usage: tlsfleet scan [--json] [--sni NAME] [--timeout D] [--max-time D] [--concurrency N] [--require-min TLSv1.2] [--starttls PROTO] HOST:PORT...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -64,7 +65,18 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
+	if *maxTime < 0 {
+		return fmt.Errorf("%w: --max-time must not be negative", errUsage)
+	}
+	if *maxTime > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *maxTime)
+		defer cancel()
+	}
 	res := s.Scan(ctx, targets)
+	if ctx.Err() == context.DeadlineExceeded {
+		fmt.Fprintf(stderr, "tlsfleet scan: --max-time %s reached: the results are incomplete\n", *maxTime)
+	}
 	var err error
 	if *asJSON {
 		err = res.WriteJSON(stdout)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"tlsfleet/internal/testtarget"
 )
@@ -31,6 +33,7 @@ func TestScanCommand(t *testing.T) {
 		{name: "require-min met", args: []string{"scan", "--require-min", "TLSv1", legacy.Addr}, wantText: "TLSv1.0:"},
 		{name: "unreachable target", args: []string{"scan", "--timeout", "1s", "127.0.0.1:1"}, wantErr: errFindings, wantText: "connection refused"},
 		{name: "sslv3 text", args: []string{"scan", sslv3.Addr}, golden: "scan-sslv3"},
+		{name: "bad max-time", args: []string{"scan", "--max-time", "-1s", sslv3.Addr}, wantErr: errUsage, wantText: "--max-time must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,5 +118,28 @@ func checkGolden(t *testing.T, name, got string) {
 	}
 	if got != string(want) {
 		t.Errorf("output differs from %s (run go test -update after checking):\n--- got ---\n%s\n--- want ---\n%s", golden, got, want)
+	}
+}
+
+// --max-time bounds the whole scan, whatever the per-probe --timeout.
+func TestScanMaxTime(t *testing.T) {
+	ln := testtarget.Listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c) }() // reads, never answers
+		}
+	}()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	run(t.Context(), []string{"scan", "--timeout", "30s", "--max-time", "500ms", ln.Addr().String()}, &stdout, &stderr)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the scan took %s despite --max-time 500ms", d)
+	}
+	if !strings.Contains(stderr.String(), "--max-time 500ms reached") {
+		t.Errorf("stderr: %q", stderr.String())
 	}
 }
