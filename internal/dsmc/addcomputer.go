@@ -13,10 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"tlsfleet/internal/auth"
 	"tlsfleet/internal/fleetapi"
-	"tlsfleet/internal/pki"
-	"tlsfleet/internal/store"
 )
 
 // prepareAddComputer is the Manager-initiated activation: a one-use token valid ten minutes and the
@@ -45,12 +42,7 @@ func prepareAddComputer(o *options) (work, error) {
 		return nil, err
 	}
 	return func(ctx context.Context, s *session) error {
-		if group != "" {
-			if err := findGroup(ctx, s.db, "-relaygroup", group); err != nil {
-				return err
-			}
-		}
-		ca, err := readCACert(s)
+		plain, fp, _, err := issueToken(ctx, s, group, policyID, 10*time.Minute, 1)
 		if err != nil {
 			return err
 		}
@@ -58,15 +50,7 @@ func prepareAddComputer(o *options) (work, error) {
 			h, _ := os.Hostname()
 			managerURL = fmt.Sprintf("dsm://%s:%d/", h, s.folder.HeartbeatPort)
 		}
-		plain, hash, err := auth.NewActivationToken()
-		if err != nil {
-			return err
-		}
-		if err := s.db.InsertActivationToken(ctx, hash, store.ActivationToken{ExpiresAt: time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339Nano),
-			UsesLeft: 1, PolicyID: policyID, RelayGroup: group}); err != nil {
-			return err
-		}
-		body, _ := json.Marshal(fleetapi.ActivationOffer{URL: managerURL, Token: plain, Fingerprint: pki.Fingerprint(ca)})
+		body, _ := json.Marshal(fleetapi.ActivationOffer{URL: managerURL, Token: plain, Fingerprint: fp})
 		// The agent has no identity yet: its throwaway certificate cannot be checked. What protects the
 		// activation is the agent's side: it pins the fingerprint sent here (or its pre-bound ca.pem).
 		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}} // #nosec G402

@@ -360,6 +360,31 @@ type tokenResult struct {
 	Command     string `json:"command"`
 }
 
+// issueToken stores a new activation token for the scope and returns it (shown once) with the fleet CA's
+// fingerprint that pins it and its expiry. The group must exist; the CA is read first, since a token is no
+// use without the fingerprint.
+func issueToken(ctx context.Context, s *session, group, policyID string, life time.Duration, uses int) (plain, fingerprint string, expires time.Time, err error) {
+	if group != "" {
+		if err := findGroup(ctx, s.db, "-relaygroup", group); err != nil {
+			return "", "", time.Time{}, err
+		}
+	}
+	ca, err := readCACert(s)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	plain, hash, err := auth.NewActivationToken()
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	expires = time.Now().Add(life).UTC().Truncate(time.Second)
+	if err := s.db.InsertActivationToken(ctx, hash, store.ActivationToken{ExpiresAt: expires.Format(time.RFC3339Nano),
+		UsesLeft: uses, PolicyID: policyID, RelayGroup: group}); err != nil {
+		return "", "", time.Time{}, err
+	}
+	return plain, pki.Fingerprint(ca), expires, nil
+}
+
 // tokenScope reads and checks the -relaygroup and -policyid a token carries to the computers it activates.
 func tokenScope(o *options) (group, policyID string, err error) {
 	group, policyID = strings.TrimSpace(o.relayGroup.val), strings.TrimSpace(o.policyID.val)
@@ -399,24 +424,8 @@ func prepareCreateActivationToken(o *options) (work, error) {
 		return nil, err
 	}
 	return func(ctx context.Context, s *session) error {
-		if group != "" {
-			if err := findGroup(ctx, s.db, "-relaygroup", group); err != nil {
-				return err
-			}
-		}
-		// The CA first: a token is no use without the fingerprint that pins it.
-		ca, err := readCACert(s)
+		plain, fp, expires, err := issueToken(ctx, s, group, policyID, life, uses)
 		if err != nil {
-			return err
-		}
-		fp := pki.Fingerprint(ca)
-		plain, hash, err := auth.NewActivationToken()
-		if err != nil {
-			return err
-		}
-		expires := time.Now().Add(life).UTC().Truncate(time.Second)
-		if err := s.db.InsertActivationToken(ctx, hash, store.ActivationToken{ExpiresAt: expires.Format(time.RFC3339Nano),
-			UsesLeft: uses, PolicyID: policyID, RelayGroup: group}); err != nil {
 			return err
 		}
 		host, err := os.Hostname()
