@@ -63,9 +63,7 @@ func (a *Agent) acceptOffer(ctx context.Context, w http.ResponseWriter, r *http.
 		json.NewEncoder(w).Encode(map[string]string{"error": msg})
 	}
 	var offer fleetapi.ActivationOffer
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&offer); err != nil || offer.URL == "" || offer.Token == "" || offer.Fingerprint == "" {
+	if err := fleetapi.DecodeJSON(w, r, 64<<10, &offer); err != nil || offer.URL == "" || offer.Token == "" || offer.Fingerprint == "" {
 		fail(http.StatusBadRequest, "an activation offer needs url, token and fingerprint (%v)", err)
 		return
 	}

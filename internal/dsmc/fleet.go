@@ -820,7 +820,7 @@ func prepareSendPolicy(o *options) (work, error) {
 		res := sendResult{Released: []policyEntry{}, Current: []policyEntry{}}
 		hosts := countHosts(snap.Computers)
 		for _, c := range snap.Computers {
-			if c.Deactivated || !selects(t, c) {
+			if c.Deactivated || !t.Selects(c) {
 				continue
 			}
 			if p, ok := released[c.GUID]; ok {
@@ -850,24 +850,6 @@ func prepareSendPolicy(o *options) (work, error) {
 		}
 		return err
 	}, nil
-}
-
-// selects is fleet.Target's choice, for the report.
-func selects(t fleet.Target, c store.Computer) bool {
-	switch {
-	case t.All:
-		return true
-	case t.AllRelays:
-		return c.Relay
-	case t.RelayGroup != "":
-		return c.Relay && c.RelayGroup == t.RelayGroup
-	}
-	for _, g := range t.GUIDs {
-		if g == c.GUID {
-			return true
-		}
-	}
-	return false
 }
 
 // --- publishbundle ---

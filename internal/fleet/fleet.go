@@ -98,7 +98,8 @@ type Target struct {
 	All        bool
 }
 
-func (t Target) selects(c store.Computer) bool {
+// Selects reports whether the target takes a computer (deactivated computers are skipped elsewhere).
+func (t Target) Selects(c store.Computer) bool {
 	switch {
 	case t.All:
 		return true
@@ -121,7 +122,7 @@ func Release(ctx context.Context, db *store.DB, snap *Snapshot, t Target) (map[s
 	}
 	var items []item
 	for _, c := range snap.Computers {
-		if c.Deactivated || !t.selects(c) {
+		if c.Deactivated || !t.Selects(c) {
 			continue
 		}
 		p := snap.PolicyFor(c)

@@ -3,7 +3,6 @@ package manager
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -35,9 +34,7 @@ func newGUID() (string, error) {
 // and the spending, the certificate and the inventory row are one transaction.
 func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 	var req fleetapi.ActivateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := fleetapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "activation request: %v", err)
 		return
 	}

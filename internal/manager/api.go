@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
@@ -154,9 +153,7 @@ func (m *Manager) apiPutSetting(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Value *string `json:"value"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.Value == nil {
+	if err := fleetapi.DecodeJSON(w, r, 4096, &body); err != nil || body.Value == nil {
 		writeError(w, http.StatusBadRequest, `send a JSON body {"value": "..."} (%v)`, err)
 		return
 	}

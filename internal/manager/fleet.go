@@ -371,6 +371,7 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var hb fleetapi.Heartbeat
+	// Unknown fields are allowed here: a newer agent may report more than this Manager knows.
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, fleetapi.MaxBody))
 	if err := dec.Decode(&hb); err != nil {
 		writeError(w, http.StatusBadRequest, "heartbeat: %v", err)
@@ -503,9 +504,7 @@ func (m *Manager) apiSendPolicy(w http.ResponseWriter, r *http.Request) {
 		RelayGroup string   `json:"relay_group"`
 		AllRelays  bool     `json:"all_relays"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := fleetapi.DecodeJSON(w, r, 64<<10, &body); err != nil {
 		writeError(w, http.StatusBadRequest, `send {"computers": [...]}, {"relay_group": "G"} or {"all_relays": true} (%v)`, err)
 		return
 	}

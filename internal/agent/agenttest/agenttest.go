@@ -265,9 +265,7 @@ func newGUID() string {
 
 func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 	var req fleetapi.ActivateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := fleetapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "activation request: %v", err)
 		return
 	}
@@ -310,9 +308,7 @@ func peerGUID(r *http.Request) string {
 func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	guid := peerGUID(r)
 	var hb fleetapi.Heartbeat
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, fleetapi.MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&hb); err != nil {
+	if err := fleetapi.DecodeJSON(w, r, fleetapi.MaxBody, &hb); err != nil {
 		writeError(w, http.StatusBadRequest, "heartbeat: %v", err)
 		return
 	}
