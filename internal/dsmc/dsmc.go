@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
 )
@@ -43,13 +44,18 @@ var errNoAction = errors.New("no -action given")
 
 // Run runs dsm_c with the arguments after the program name and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := run(ctx, args, stdout, stderr)
+	var act action
+	err := run(ctx, args, stdout, stderr, &act)
 	var ie *inputError
+	oe, isOps := ops.AsInput(err)
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ie):
 		fmt.Fprintln(stderr, "dsm_c:", ie.msg)
+		return ExitBadInput
+	case isOps:
+		fmt.Fprintln(stderr, "dsm_c:", oe.Render(act.flagFor))
 		return ExitBadInput
 	case errors.Is(err, errNoAction):
 		fmt.Fprintf(stderr, "dsm_c: no -action given; the actions are: %s\n", strings.Join(actionNames(), ", "))
@@ -220,7 +226,7 @@ func stripCurlyQuotes(s string) (string, bool) {
 // session is what an action works with.
 type session struct {
 	folder *install.Folder
-	db     *store.DB // nil for actions that do not need the database
+	ops    *ops.Ops // without a store for actions that do not need the database
 	stdout io.Writer
 	stderr io.Writer
 	json   bool
@@ -232,7 +238,10 @@ type action struct {
 	synopsis string
 	help     string
 	flags    []string // the flags it takes besides --dir and -output, without their dash
-	needsDB  bool
+	// fields maps the operations' request fields to this action's flags where they differ from the
+	// default (defaultFlags): assignrelaygroup's relay_group is -value, say.
+	fields  map[string]string
+	needsDB bool
 	// prepare checks the flags and returns the work; it runs before anything is opened.
 	prepare func(o *options) (func(ctx context.Context, s *session) error, error)
 }
@@ -266,7 +275,7 @@ func init() {
 			help: "create a relay group"},
 		{name: "listrelaygroups", needsDB: true, prepare: prepareListRelayGroups,
 			help: "the relay groups, with their relays and computers"},
-		{name: "assignrelaygroup", synopsis: "-name C -value G", flags: []string{"name", "value"}, needsDB: true, prepare: prepareAssignRelayGroup,
+		{name: "assignrelaygroup", synopsis: "-name C -value G", flags: []string{"name", "value"}, fields: map[string]string{"relay_group": "-value"}, needsDB: true, prepare: prepareAssignRelayGroup,
 			help: "put a computer in a relay group (a policy change)"},
 		{name: "sendpolicy", synopsis: "-name C | -relaygroup G | -allrelays", flags: []string{"name", "relaygroup", "allrelays"}, needsDB: true,
 			prepare: prepareSendPolicy, help: "release the current policy to a computer, a group's relays or all relays"},
@@ -277,6 +286,22 @@ func init() {
 			help: "activate an agent waiting on HOST:4118 (Manager-initiated)"},
 		{name: "help", help: "this text"},
 	}
+}
+
+// defaultFlags are the flags that carry the operations' request fields.
+var defaultFlags = map[string]string{"name": "-name", "value": "-value", "relay_group": "-relaygroup", "policy_id": "-policyid",
+	"expires": "-expires", "uses": "-uses", "days": "-value (or -days)", "port": "-name (or -port)", "computers": "-name",
+	"address": "-name", "manager_url": "-value", "file": "-value", "target": "-action sendpolicy"}
+
+// flagFor names a request field as this action's flag, for the operations' error messages.
+func (a action) flagFor(field string) string {
+	if f, ok := a.fields[field]; ok {
+		return f
+	}
+	if f, ok := defaultFlags[field]; ok {
+		return f
+	}
+	return "-" + field
 }
 
 func actionNames() []string {
@@ -345,7 +370,7 @@ or a file could not be used.
 	return b.String()
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, chosen *action) error {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage())
@@ -362,6 +387,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return bad("-action %q is not an action; the actions are: %s", o.action.val, strings.Join(actionNames(), ", "))
 	}
+	*chosen = act
 	if act.name == "help" {
 		fmt.Fprint(stdout, usage())
 		return nil
@@ -393,7 +419,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer db.Close()
-		s.db = db
+		s.ops = ops.New(db, folder, nil)
+	} else {
+		s.ops = ops.New(nil, folder, nil)
 	}
 	return work(ctx, s)
 }

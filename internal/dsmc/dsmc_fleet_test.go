@@ -21,6 +21,7 @@ import (
 	"tlsfleet/internal/fleet"
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
@@ -368,7 +369,7 @@ func TestCreateActivationToken(t *testing.T) {
 	})
 	t.Run("json, uses, days, group, policy", func(t *testing.T) {
 		start := time.Now()
-		var got tokenResult
+		var got ops.Token
 		okJSON(t, dir, &got, "-action", "createactivationtoken", "-expires", "3d", "-uses", "2", "-relaygroup", "Branch Office", "-policyid", "web servers")
 		exp, err := time.Parse(time.RFC3339Nano, got.ExpiresAt)
 		if err != nil {
@@ -483,7 +484,7 @@ func TestListComputers(t *testing.T) {
 			t.Errorf("row %d = %q: got %q, want %+v", i, row, got, w)
 		}
 	}
-	wantContains(t, "stdout", out, "never seen", a.PolicySent[:12]+"  "+a.PolicySent[:12], store.DefaultRelayGroup, `e-\x1b[31mevil`, "TLSv1.3", "(settings.configuration.defaultHeartbeatPeriod = 10 minutes)")
+	wantContains(t, "stdout", out, "never seen", a.PolicySent[:12]+"  "+a.PolicySent[:12], store.DefaultRelayGroup, `e-\x1b[31mevil`, "TLSv1.3", "(the interval of each computer's policy: 600 s)")
 	if strings.Contains(out, a.PolicySent[:13]) || strings.Contains(out, "\x1b") {
 		t.Errorf("fingerprints not cut to 12, or an escape reached the terminal:\n%s", out)
 	}
@@ -600,7 +601,7 @@ func TestSetRelay(t *testing.T) {
 		t.Errorf("the database changed:\n%s", diff)
 	}
 
-	res := computerChange{releaseReport: &releaseReport{}} // json cannot allocate an unexported embedded struct
+	res := ops.ComputerChange{}
 	okJSON(t, dir, &res, "-action", "setrelay", "-name", "web-1", "-value", "false")
 	if res.GUID != "g-web-1" || res.Relay == nil || *res.Relay || !res.Changed || len(res.Released) != 1 || res.Released[0].GUID != "g-web-1" || !res.AutoSend {
 		t.Errorf("json: %+v", res)
@@ -619,7 +620,7 @@ func TestAssignRelayGroup(t *testing.T) {
 		t.Errorf("web-1: group %q, relays %q", c.RelayGroup, p.Relays)
 	}
 	// Moving the relay there gives web-1 its relay and the relay a policy for its new group.
-	res := computerChange{releaseReport: &releaseReport{}} // json cannot allocate an unexported embedded struct
+	res := ops.ComputerChange{}
 	okJSON(t, dir, &res, "-action", "assignrelaygroup", "-name", "relay-1", "-value", "Branch Office")
 	var got []string
 	for _, e := range res.Released {
@@ -663,9 +664,9 @@ func TestRelayGroups(t *testing.T) {
 		t.Fatalf("%s", out)
 	}
 	wantContains(t, "stdout", out, "Default Relay Group  3          relay-1\n", "Site B               1          -\n", "Branch Office        0          -\n")
-	var views []groupView
+	var views []ops.GroupView
 	okJSON(t, dir, &views, "-action", "listrelaygroups")
-	want := []groupView{{Name: "Branch Office", Relays: []string{}}, {Name: store.DefaultRelayGroup, Relays: []string{"relay-1"}, Computers: 3},
+	want := []ops.GroupView{{Name: "Branch Office", Relays: []string{}}, {Name: store.DefaultRelayGroup, Relays: []string{"relay-1"}, Computers: 3},
 		{Name: "Site B", Relays: []string{}, Computers: 1}, {Name: "Zürich – 2", Relays: []string{}}}
 	if diff := cmp.Diff(want, views); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -686,7 +687,7 @@ func TestSendPolicyAndAutoSendOff(t *testing.T) {
 	}
 
 	// A relay role change stays unsent too; the hint names every relay.
-	res := computerChange{releaseReport: &releaseReport{}} // json cannot allocate an unexported embedded struct
+	res := ops.ComputerChange{}
 	okJSON(t, dir, &res, "-action", "setrelay", "-name", "web-1", "-value", "true")
 	if res.AutoSend || len(res.Released) != 0 || len(res.Unsent) != 2 {
 		t.Errorf("setrelay json with automaticallySendPolicy false: %+v", res)
@@ -733,7 +734,7 @@ func TestSendPolicyAndAutoSendOff(t *testing.T) {
 
 	// One computer, JSON.
 	twin0, _ := computer(t, db, "g-twin-b")
-	var sent sendResult
+	var sent ops.SendResult
 	okJSON(t, dir, &sent, "-action", "sendpolicy", "-name", "g-twin-b")
 	twin1, tp := computer(t, db, "g-twin-b")
 	if len(sent.Released) != 1 || len(sent.Current) != 0 || sent.Released[0].GUID != "g-twin-b" || sent.Released[0].Fingerprint != twin1.PolicySent ||
@@ -791,9 +792,9 @@ func TestPublishBundle(t *testing.T) {
 
 	// Again: unchanged, nothing released.
 	before := takeSnapshot(t, db, dir)
-	var res bundleResult
+	var res ops.BundleResult
 	okJSON(t, dir, &res, "-action", "publishbundle", "-name", "agent-2.0", "-value", file)
-	if res.Changed || res.SHA256 != hexSum || res.Size != int64(len(data)) || res.Name != "agent-2.0" || res.releaseReport != nil {
+	if res.Changed || res.SHA256 != hexSum || res.Size != int64(len(data)) || res.Name != "agent-2.0" || res.ReleaseReport != nil {
 		t.Errorf("json: %+v", res)
 	}
 	if diff := cmp.Diff(before, takeSnapshot(t, db, dir)); diff != "" {
@@ -816,7 +817,7 @@ func TestBoolFlagDashes(t *testing.T) {
 	}
 	dir, _ := fleetInstall(t)
 	code, stdout, stderr := dsmc(t, "--dir", dir, "-action", "sendpolicy", "-allrelays", "\u2013output", "json")
-	var res sendResult
+	var res ops.SendResult
 	if err := json.Unmarshal([]byte(stdout), &res); code != ExitOK || err != nil || len(res.Current) != 1 {
 		t.Errorf("exit %d, %v: %s%s", code, err, stdout, stderr)
 	}

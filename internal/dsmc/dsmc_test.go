@@ -22,6 +22,7 @@ import (
 
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
@@ -440,7 +441,7 @@ func TestViewSetting(t *testing.T) {
 	})
 	t.Run("all, json", func(t *testing.T) {
 		code, stdout, _ := dsmc(t, "--dir", dir, "-action", "viewsetting", "-output", "json")
-		var got []settingView
+		var got []ops.SettingView
 		if err := json.Unmarshal([]byte(stdout), &got); err != nil || code != ExitOK {
 			t.Fatalf("exit %d, %v:\n%s", code, err, stdout)
 		}
@@ -502,7 +503,7 @@ func TestCreateAPIKey(t *testing.T) {
 			}
 			var plain string
 			if tt.json {
-				var got keyResult
+				var got ops.NewKey
 				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 					t.Fatal(err)
 				}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"time"
 
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/settings"
@@ -25,8 +26,28 @@ type Snapshot struct {
 	Bundles   []store.Bundle
 }
 
+// Source is what a snapshot is read from (the store).
+type Source interface {
+	Settings(ctx context.Context) (map[string]string, error)
+	Computers(ctx context.Context) ([]store.Computer, error)
+	Bundles(ctx context.Context) ([]store.Bundle, error)
+}
+
+// Releaser stores released policies: build gets one new serial for the release and returns the rows,
+// which are written in one transaction, each only if the computer's policy is still the one it was
+// computed from. It returns the GUIDs written.
+type Releaser interface {
+	Release(ctx context.Context, build func(serial int64) ([]store.ReleaseRow, error)) ([]string, error)
+}
+
+// Store is a Source that can release.
+type Store interface {
+	Source
+	Releaser
+}
+
 // Load reads a snapshot from the store.
-func Load(ctx context.Context, db *store.DB) (*Snapshot, error) {
+func Load(ctx context.Context, db Source) (*Snapshot, error) {
 	vals, err := db.Settings(ctx)
 	if err != nil {
 		return nil, err
@@ -42,13 +63,34 @@ func Load(ctx context.Context, db *store.DB) (*Snapshot, error) {
 	return &Snapshot{Settings: vals, Computers: cs, Bundles: bs}, nil
 }
 
-// PolicyFor computes a computer's policy (Serial left 0).
-func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
-	hb, _ := strconv.Atoi(s.Settings.Get(settings.HeartbeatSeconds))
+// HeartbeatSeconds is the heartbeat interval the settings give: heartbeatPeriodSeconds when set (tests,
+// demonstrations), else defaultHeartbeatPeriod in minutes.
+func HeartbeatSeconds(vals settings.Values) int {
+	hb, _ := strconv.Atoi(vals.Get(settings.HeartbeatSeconds))
 	if hb == 0 {
-		m, _ := strconv.Atoi(s.Settings.Get(settings.HeartbeatPeriod))
+		m, _ := strconv.Atoi(vals.Get(settings.HeartbeatPeriod))
 		hb = m * 60
 	}
+	return hb
+}
+
+// Interval is the heartbeat interval a computer runs: the one of the policy it was sent (which it keeps
+// until it gets another), else the one the settings give.
+func (s *Snapshot) Interval(c store.Computer) time.Duration {
+	if c.PolicyJSON != "" {
+		var p struct {
+			HeartbeatSeconds int `json:"heartbeat_seconds"`
+		}
+		if json.Unmarshal([]byte(c.PolicyJSON), &p) == nil && p.HeartbeatSeconds > 0 {
+			return time.Duration(p.HeartbeatSeconds) * time.Second
+		}
+	}
+	return time.Duration(HeartbeatSeconds(s.Settings)) * time.Second
+}
+
+// PolicyFor computes a computer's policy (Serial left 0).
+func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
+	hb := HeartbeatSeconds(s.Settings)
 	strong := s.Settings.Get(settings.StrongCiphers) == "true"
 	p := fleetapi.Policy{
 		PolicyID:         c.PolicyID,
@@ -114,7 +156,7 @@ func (t Target) Selects(c store.Computer) bool {
 // Release computes the selected computers' policies and stores those that changed, with one new serial,
 // each only if no other release changed the computer's policy meanwhile. It returns the released policies
 // by GUID.
-func Release(ctx context.Context, db *store.DB, snap *Snapshot, t Target) (map[string]fleetapi.Policy, error) {
+func Release(ctx context.Context, db Releaser, snap *Snapshot, t Target) (map[string]fleetapi.Policy, error) {
 	type item struct {
 		c  store.Computer
 		p  fleetapi.Policy
@@ -159,7 +201,7 @@ func Release(ctx context.Context, db *store.DB, snap *Snapshot, t Target) (map[s
 
 // AutoRelease releases every computer's policy when automaticallySendPolicy is on (and only computers
 // that never had one otherwise: a new agent always gets its first policy).
-func AutoRelease(ctx context.Context, db *store.DB, snap *Snapshot) (map[string]fleetapi.Policy, error) {
+func AutoRelease(ctx context.Context, db Releaser, snap *Snapshot) (map[string]fleetapi.Policy, error) {
 	if snap.Settings.Get(settings.AutoSendPolicy) == "true" {
 		return Release(ctx, db, snap, Target{All: true})
 	}
