@@ -41,7 +41,9 @@ func TestDsmcWithRunningManager(t *testing.T) {
 	if code, out := dsm("-action", "changesetting", "-name", "settings.configuration.restrictManagerMinimumTLSProtocol", "-value", "TLSv1.4"); code != 2 || !strings.Contains(out, "use one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3") {
 		t.Errorf("bad value: %d %s", code, out)
 	}
-	time.Sleep(400 * time.Millisecond)
+	// Two whole polls of the files and settings later, the policy is still the one before.
+	from := m.polls.Load()
+	eventually(t, 2*time.Second, "two polls of the settings", func() bool { return m.polls.Load() >= from+2 })
 	if tls12(m.ConsoleAddr()) {
 		t.Error("TLS 1.2 accepted again after a refused change")
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/store"
 )
 
@@ -121,7 +122,7 @@ func TestHeartbeatsRelaysAndSendPolicy(t *testing.T) {
 	}
 
 	// Relay role, relay address, bundle.
-	db := m.sqliteDB()
+	db := m.db.(*store.DB)
 	if err := db.SetRelay(t.Context(), relay.guid, true); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestHeartbeatsRelaysAndSendPolicy(t *testing.T) {
 	go srv.ServeTLS(ln, "", "")
 	defer srv.Close()
 	agent.beat(t, m, fleetapi.Heartbeat{Listen: ln.Addr().String()})
-	time.Sleep(2 * m.opts.FlushInterval)
+	m.flushCheckIns(t.Context()) // the agent's port is in the database: a push goes there
 	key := apiKey(t, m)
 	var res map[string]any
 	if code := call(t, m, "PUT", "/api/settings/settings.configuration.MinimumTLSProtocolNewNode", key, map[string]string{"value": "TLSv1.3"}, &res); code != 200 {
@@ -180,7 +181,7 @@ func TestHeartbeatsRelaysAndSendPolicy(t *testing.T) {
 		t.Fatal("the settings change was not pushed to the agent's port")
 	}
 	eventually(t, 2*time.Second, "the push acknowledged", func() bool {
-		var comps []computersView
+		var comps []ops.ComputerView
 		call(t, m, "GET", "/api/computers", key, nil, &comps)
 		for _, c := range comps {
 			if c.GUID == agent.guid {

@@ -5,12 +5,12 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,10 +19,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"tlsfleet/internal/api"
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
@@ -30,17 +33,19 @@ import (
 	"tlsfleet/internal/tlspolicy"
 )
 
-// Store is what the Manager needs from its database; the SQLite store implements it (and a PostgreSQL
-// one will, for several Manager nodes).
+// Store is what the Manager needs from its database: everything the operations layer needs, and the
+// agent channel's own writes (activation, batched heartbeats, acknowledgements, telemetry). The SQLite
+// store implements it (and a PostgreSQL one will, for several Manager nodes).
 type Store interface {
-	Settings(ctx context.Context) (map[string]string, error)
-	SetSetting(ctx context.Context, name, value, actor string) (old string, changed bool, err error)
+	ops.Store
 	SettingsVersion(ctx context.Context) (int64, error)
-	APIKeyHash(ctx context.Context, prefix string) (name, hash string, err error)
+	FleetVersion(ctx context.Context) (int64, error)
 	CreateAdmin(ctx context.Context, username, passwordHash string) (bool, error)
-	AddObservations(ctx context.Context, obs []store.Observation) error
-	Observations(ctx context.Context, since string, port int) ([]store.Observation, error)
 	Activate(ctx context.Context, tokenHash string, at time.Time, c store.Computer, issue func(store.ActivationToken) (store.Computer, error)) (store.Computer, error)
+	RecordCheckIns(ctx context.Context, batch []store.CheckIn) error
+	SetPolicyAcked(ctx context.Context, guid, fingerprint string) error
+	AddObservations(ctx context.Context, obs []store.Observation) error
+	PruneObservations(ctx context.Context, before string) (int64, error)
 	Close() error
 }
 
@@ -85,8 +90,13 @@ type Manager struct {
 	consoleLn, agentLn *tlsListener
 	cert               tls.Certificate
 	fleet              fleetState
+	flushMu            sync.Mutex
+	pusher             *pusher
+	ops                *ops.Ops
+	api                *api.Server
 	servers            []*http.Server
 
+	polls       atomic.Int64 // finished polls of the files and settings (tests wait on it)
 	mu          sync.Mutex
 	fileStamp   string
 	settingsVer int64
@@ -95,9 +105,6 @@ type Manager struct {
 	cancel context.CancelFunc
 	runCtx context.Context // lives as long as the Manager: background work started by requests uses it
 	wg     sync.WaitGroup
-	// agentTransports hold the connections to agents' port 4118, one pool per agent.
-	agentMu         sync.Mutex
-	agentTransports map[string]*http.Transport
 	// FirstStart is set when this start created the install folder; InitialPasswordFile then names the
 	// file holding the admin's one-time password.
 	FirstStart          bool
@@ -107,32 +114,16 @@ type Manager struct {
 // Start prepares the install folder (first start: configuration.properties, java.security, fleet CA,
 // server certificate, database, admin account) and starts both listeners.
 func Start(ctx context.Context, o Options) (*Manager, error) {
-	if o.PollInterval == 0 {
-		o.PollInterval = 500 * time.Millisecond
-	}
-	if o.FlushInterval == 0 {
-		o.FlushInterval = time.Second
-	}
-	if o.HandshakeTimeout == 0 {
-		o.HandshakeTimeout = 10 * time.Second
-	}
-	if o.HeaderTimeout == 0 {
-		o.HeaderTimeout = 10 * time.Second
-	}
-	if o.MaxConns == 0 {
-		o.MaxConns = 4096
-	}
+	o.PollInterval = cmp.Or(o.PollInterval, DefaultPollInterval)
+	o.FlushInterval = cmp.Or(o.FlushInterval, DefaultFlushInterval)
+	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	o.HeaderTimeout = cmp.Or(o.HeaderTimeout, DefaultHeaderTimeout)
+	o.MaxConns = cmp.Or(o.MaxConns, DefaultMaxConns)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	m := &Manager{opts: o, log: o.Logger}
-	cp, hp := o.ConsolePort, o.HeartbeatPort
-	if cp == 0 {
-		cp = 4119
-	}
-	if hp == 0 {
-		hp = 4120
-	}
+	cp, hp := cmp.Or(o.ConsolePort, DefaultConsolePort), cmp.Or(o.HeartbeatPort, DefaultAgentPort)
 	created, err := install.Init(o.Dir, cp, hp)
 	if err != nil {
 		return nil, fmt.Errorf("install folder %s: %w", o.Dir, err)
@@ -183,6 +174,9 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	m.tel = telemetry.New(m.flushObservations, m.log)
 	m.cert = cert
 	m.fleet.pending = map[string]store.CheckIn{}
+	m.ops = ops.New(m.db, m.folder, hooks{m})
+	m.api = api.New(m.ops, m, m.log)
+	m.pusher = newPusher(m.log, cert, m.ca.Cert, m.ack, m.recordStatus)
 
 	pool := x509.NewCertPool()
 	pool.AddCert(m.ca.Cert)
@@ -235,6 +229,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m.serve(m.consoleLn, m.consoleHandler())
 	m.serve(m.agentLn, m.agentHandler())
+	m.pusher.run(rctx)
 	m.release(rctx) // policies of new computers, and of all when settings changed while stopped
 	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.tel.Run(rctx, o.FlushInterval) }()
@@ -308,11 +303,7 @@ func (m *Manager) Close() error {
 	}
 	m.cancel()
 	m.wg.Wait()
-	m.agentMu.Lock()
-	for _, t := range m.agentTransports {
-		t.CloseIdleConnections()
-	}
-	m.agentMu.Unlock()
+	m.pusher.wait()
 	return m.db.Close()
 }
 
@@ -334,125 +325,6 @@ func (m *Manager) bootstrapAdmin(ctx context.Context) error {
 	return pki.WriteFile(m.InitialPasswordFile, []byte(pw+"\n"), 0o600)
 }
 
-// loadLayers reads the files and the settings.
-func (m *Manager) loadLayers(ctx context.Context) (tlspolicy.Layers, error) {
-	var l tlspolicy.Layers
-	js, err := tlspolicy.LoadJavaSecurity(m.folder.Path(install.JavaSecurityFile))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return l, err
-	case !js.Defined:
-		// An empty or cut file (an editor mid-write, a full disk) must not open every version: keep the
-		// policy in force until the file says what it means.
-		return l, fmt.Errorf("%s defines no %s; write the line (jdk.tls.disabledAlgorithms= with nothing after it disables nothing)", js.Path, tlspolicy.DisabledAlgorithmsKey)
-	default:
-		l.JavaSecurity = js
-	}
-	cp, err := tlspolicy.LoadConfigProperties(m.folder.Path(install.ConfigFile))
-	if err != nil {
-		return l, err
-	}
-	l.Config = cp
-	vals, err := m.db.Settings(ctx)
-	if err != nil {
-		return l, err
-	}
-	l.Settings = settings.Values(vals).Policy()
-	return l, nil
-}
-
-// stamp identifies the current contents of the watched files.
-func (m *Manager) stamp() string {
-	s := ""
-	for _, f := range []string{install.JavaSecurityFile, install.ConfigFile} {
-		st, err := os.Stat(m.folder.Path(f))
-		if err != nil {
-			s += f + ":missing;"
-			continue
-		}
-		s += fmt.Sprintf("%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
-	}
-	return s
-}
-
-// watch re-applies the policy when a file or the settings change.
-// TelemetryRetention is how long handshake counts are kept.
-const TelemetryRetention = 90 * 24 * time.Hour
-
-func (m *Manager) watch(ctx context.Context) {
-	pending := ""
-	lastPrune := time.Time{}
-	t := time.NewTicker(m.opts.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if time.Since(lastPrune) > time.Hour {
-			lastPrune = time.Now()
-			if n, err := m.sqliteDB().PruneObservations(ctx, time.Now().Add(-TelemetryRetention).UTC().Format(time.RFC3339Nano)); err == nil && n > 0 {
-				m.log.Info("old handshake counts removed", "rows", n, "retention", TelemetryRetention)
-			}
-		}
-		st := m.stamp()
-		ver, err := m.db.SettingsVersion(ctx)
-		if err != nil {
-			m.log.Warn("reading the settings version", "err", err)
-			continue
-		}
-		if st == m.fileStamp && ver == m.settingsVer {
-			continue
-		}
-		if st != m.fileStamp && st != pending {
-			// A file changed: wait one more poll for it to settle (an editor may still be writing it).
-			pending = st
-			continue
-		}
-		settingsChanged := ver != m.settingsVer
-		m.fileStamp, m.settingsVer = st, ver
-		m.Reload(ctx)
-		if settingsChanged {
-			m.release(ctx)
-		}
-	}
-}
-
-// Reload recomputes both listeners' policies now. A malformed file leaves the policy in force as it
-// was, and the error is logged and shown by /api/policy.
-func (m *Manager) Reload(ctx context.Context) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	layers, err := m.loadLayers(ctx)
-	if err != nil {
-		m.policyErr = err.Error()
-		m.log.Error("TLS policy not changed: the new configuration has an error", "err", err)
-		return
-	}
-	m.policyErr = ""
-	layers.Cert = m.console.Cert()
-	for _, x := range []struct {
-		srv *tlspolicy.Server
-		l   tlspolicy.Listener
-	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
-		ex := tlspolicy.Explain(x.l, layers)
-		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() && len(ex.Policy.Versions) > 0 {
-			m.log.Warn("TLS policy weakened: the port now accepts an older TLS version", "port", x.l.Port, "was", old.MinVersion().String(), "now", ex.Policy.MinVersion().String())
-		}
-		if err := x.srv.Update(ex.Policy); err != nil {
-			m.log.Error("TLS policy update", "port", x.l.Port, "err", err)
-			continue
-		}
-		vs := ""
-		for _, v := range ex.Policy.Versions {
-			vs += v.String() + " "
-		}
-		m.log.Info("TLS policy applied", "port", x.l.Port, "versions", vs, "suites", len(ex.Policy.Suites))
-	}
-}
-
 func (m *Manager) flushObservations(ctx context.Context, batch []telemetry.Observation) error {
 	obs := make([]store.Observation, len(batch))
 	for i, o := range batch {
@@ -462,6 +334,19 @@ func (m *Manager) flushObservations(ctx context.Context, batch []telemetry.Obser
 	}
 	return m.db.AddObservations(ctx, obs)
 }
+
+// ack records that an agent confirmed a pushed policy: in the database (only while that policy is still
+// the one released) and in memory.
+func (m *Manager) ack(ctx context.Context, guid, fp string) error {
+	if err := m.db.SetPolicyAcked(ctx, guid, fp); err != nil {
+		return err
+	}
+	m.recordAck(guid, fp)
+	return nil
+}
+
+// Ops is the operations layer over this Manager's database, with the Manager's hooks.
+func (m *Manager) Ops() *ops.Ops { return m.ops }
 
 // Dir returns the absolute install folder.
 func (m *Manager) Dir() string { return filepath.Clean(m.folder.Dir) }

@@ -205,7 +205,7 @@ func TestAPIAuthAndSettings(t *testing.T) {
 	}
 	name := "settings.configuration.restrictRelayMinimumTLSProtocol"
 	var res map[string]any
-	if code := call(t, m, "PUT", "/api/settings/"+name, key, map[string]string{"value": "tlsv1.3"}, &res); code != 200 || res["value"] != "TLSv1.3" {
+	if code := call(t, m, "PUT", "/api/settings/"+name, key, map[string]string{"value": "tlsv1.3"}, &res); code != 200 || res["new"] != "TLSv1.3" || res["old"] != "TLSv1.2" || res["changed"] != true {
 		t.Errorf("PUT: %d %v", code, res)
 	}
 	for _, bad := range []struct {

@@ -2,10 +2,12 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"unicode"
 
 	"tlsfleet/internal/auth"
+	"tlsfleet/internal/store"
 )
 
 // MaxKeyName bounds an API key's name.
@@ -63,4 +65,32 @@ func (o *Ops) CreateAPIKey(ctx context.Context, name string) (NewKey, error) {
 		return NewKey{}, err
 	}
 	return NewKey{Name: name, Key: key.Plaintext, Prefix: key.Prefix}, nil
+}
+
+// ErrBadKey means an API key is missing, malformed or unknown; the REST API answers 401.
+var ErrBadKey = errors.New("bad API key")
+
+// KeyError says why a key was refused.
+type KeyError struct{ Why string }
+
+func (e *KeyError) Error() string { return e.Why }
+
+// Unwrap makes a KeyError an ErrBadKey.
+func (e *KeyError) Unwrap() error { return ErrBadKey }
+
+// CheckAPIKey returns the name of the API key whose secret is key. A missing, malformed or unknown key is
+// a *KeyError; any other error means the store failed.
+func (o *Ops) CheckAPIKey(ctx context.Context, key string) (string, error) {
+	if key == "" {
+		return "", &KeyError{"no API key"}
+	}
+	prefix, err := auth.KeyPrefix(key)
+	if err != nil {
+		return "", &KeyError{"malformed API key"}
+	}
+	name, hash, err := o.store.APIKeyHash(ctx, prefix)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !auth.KeyMatches(key, hash) {
+		return "", &KeyError{"unknown API key"}
+	}
+	return name, err
 }

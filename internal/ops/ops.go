@@ -25,6 +25,7 @@ type SettingsStore interface {
 type KeyStore interface {
 	InsertAPIKey(ctx context.Context, name, prefix, secretHash string) error
 	APIKeyNameTaken(ctx context.Context, name string) (bool, error)
+	APIKeyHash(ctx context.Context, prefix string) (name, hash string, err error)
 }
 
 // TokenStore keeps activation tokens by their hash.

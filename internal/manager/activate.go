@@ -45,7 +45,7 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.RelayGroup != "" {
-		groups, err := m.sqliteDB().RelayGroups(r.Context())
+		groups, err := m.db.RelayGroups(r.Context())
 		if err != nil || !slices.Contains(groups, req.RelayGroup) {
 			writeError(w, http.StatusBadRequest, "relay group %q does not exist", req.RelayGroup)
 			return

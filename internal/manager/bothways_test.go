@@ -1,0 +1,331 @@
+package manager
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"tlsfleet/internal/auth"
+	"tlsfleet/internal/dsmc"
+	"tlsfleet/internal/install"
+	"tlsfleet/internal/store"
+)
+
+// Every action through dsm_c and through the REST API gives the same result and the same stored state.
+// Two installs are prepared alike (the same computers, groups and handshake counts); each step runs
+// through dsm_c on the first (with its Manager stopped, as the page's procedures do) and through the API
+// of a running Manager on the second, and the two outputs and the two databases are compared, step by
+// step. Bad input, too: exit 2 on one side, a 4xx on the other, and no row changed on either.
+func TestBothWays(t *testing.T) {
+	bundle := filepath.Join(t.TempDir(), "agent-2.0.bin")
+	if err := os.WriteFile(bundle, []byte("bundle bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const relayMin = "settings.configuration.restrictRelayMinimumTLSProtocol"
+	steps := []struct {
+		name   string
+		dsmc   []string
+		method string
+		path   string
+		body   any
+		raw    []byte // a body sent as is (bundles)
+		code   int    // the API's status; 4xx means the step is bad input (dsm_c exits 2)
+		// one: dsm_c prints a list of one where the API answers the object itself.
+		one bool
+	}{
+		{name: "viewsetting all", dsmc: []string{"-action", "viewsetting"}, method: "GET", path: "/api/settings", code: 200},
+		{name: "viewsetting one", dsmc: []string{"-action", "viewsetting", "-name", relayMin}, method: "GET", path: "/api/settings/" + relayMin, code: 200, one: true},
+		{name: "changesetting", dsmc: []string{"-action", "changesetting", "-name", relayMin, "-value", "TLSv1.3"},
+			method: "PUT", path: "/api/settings/" + relayMin, body: map[string]string{"value": "TLSv1.3"}, code: 200},
+		{name: "changesetting again", dsmc: []string{"-action", "changesetting", "-name", relayMin, "-value", "tlsv1.3"},
+			method: "PUT", path: "/api/settings/" + relayMin, body: map[string]string{"value": "tlsv1.3"}, code: 200},
+		{name: "changesetting to a default never stored", dsmc: []string{"-action", "changesetting", "-name", "settings.configuration.enableStrongCiphers", "-value", "false"},
+			method: "PUT", path: "/api/settings/settings.configuration.enableStrongCiphers", body: map[string]string{"value": "false"}, code: 200},
+		{name: "createapikey", dsmc: []string{"-action", "createapikey", "-name", "ci pipeline"}, method: "POST", path: "/api/apikeys",
+			body: map[string]string{"name": "ci pipeline"}, code: 201},
+		{name: "createactivationtoken", dsmc: []string{"-action", "createactivationtoken", "-uses", "5", "-relaygroup", "Branch Office", "-policyid", "web", "-expires", "3d"},
+			method: "POST", path: "/api/activationtokens", body: map[string]any{"uses": 5, "relay_group": "Branch Office", "policy_id": "web", "expires": "3d"}, code: 201},
+		{name: "listcomputers", dsmc: []string{"-action", "listcomputers"}, method: "GET", path: "/api/computers", code: 200},
+		{name: "deactivate", dsmc: []string{"-action", "deactivate", "-name", "web-1"}, method: "POST", path: "/api/computers/web-1/deactivate", code: 200},
+		{name: "deactivate again", dsmc: []string{"-action", "deactivate", "-name", "WEB-1"}, method: "POST", path: "/api/computers/WEB-1/deactivate", code: 200},
+		{name: "reactivate", dsmc: []string{"-action", "reactivate", "-name", "g-web-1"}, method: "POST", path: "/api/computers/g-web-1/reactivate", code: 200},
+		{name: "setrelay", dsmc: []string{"-action", "setrelay", "-name", "web-1", "-value", "true"}, method: "PUT", path: "/api/computers/web-1/relay",
+			body: map[string]bool{"value": true}, code: 200},
+		{name: "createrelaygroup", dsmc: []string{"-action", "createrelaygroup", "-name", "Lab"}, method: "POST", path: "/api/relaygroups",
+			body: map[string]string{"name": "Lab"}, code: 201},
+		{name: "assignrelaygroup", dsmc: []string{"-action", "assignrelaygroup", "-name", "web-1", "-value", "Lab"}, method: "PUT", path: "/api/computers/web-1/relaygroup",
+			body: map[string]string{"relay_group": "Lab"}, code: 200},
+		{name: "listrelaygroups", dsmc: []string{"-action", "listrelaygroups"}, method: "GET", path: "/api/relaygroups", code: 200},
+		{name: "publishbundle", dsmc: []string{"-action", "publishbundle", "-name", "agent-2.0", "-value", bundle}, method: "POST",
+			path: "/api/bundles?name=agent-2.0", raw: []byte("bundle bytes"), code: 200},
+		{name: "sendpolicy to a group", dsmc: []string{"-action", "sendpolicy", "-relaygroup", "Lab"}, method: "POST", path: "/api/sendpolicy",
+			body: map[string]string{"relay_group": "Lab"}, code: 200},
+		{name: "sendpolicy to a computer", dsmc: []string{"-action", "sendpolicy", "-name", "relay-1"}, method: "POST", path: "/api/sendpolicy",
+			body: map[string][]string{"computers": {"relay-1"}}, code: 200},
+		{name: "sendpolicy to all relays", dsmc: []string{"-action", "sendpolicy", "-allrelays"}, method: "POST", path: "/api/sendpolicy",
+			body: map[string]bool{"all_relays": true}, code: 200},
+		{name: "tlsclients", dsmc: []string{"-action", "tlsclients", "-name", "4122", "-days", "30"}, method: "GET", path: "/api/tlsclients?port=4122&days=30", code: 200},
+		{name: "exportdsmcert", dsmc: []string{"-action", "exportdsmcert"}, method: "GET", path: "/api/fleetca", code: 200},
+		{name: "listcomputers at the end", dsmc: []string{"-action", "listcomputers"}, method: "GET", path: "/api/computers", code: 200},
+
+		// Bad input: refused both ways, nothing stored.
+		{name: "unknown setting", dsmc: []string{"-action", "changesetting", "-name", "settings.configuration.nope", "-value", "x"},
+			method: "PUT", path: "/api/settings/settings.configuration.nope", body: map[string]string{"value": "x"}, code: 404},
+		{name: "bad setting value", dsmc: []string{"-action", "changesetting", "-name", relayMin, "-value", "TLSv1.4"},
+			method: "PUT", path: "/api/settings/" + relayMin, body: map[string]string{"value": "TLSv1.4"}, code: 400},
+		{name: "duplicate key name", dsmc: []string{"-action", "createapikey", "-name", "ci pipeline"}, method: "POST", path: "/api/apikeys",
+			body: map[string]string{"name": "ci pipeline"}, code: 409},
+		{name: "bad key name", dsmc: []string{"-action", "createapikey", "-name", "ci/bot"}, method: "POST", path: "/api/apikeys",
+			body: map[string]string{"name": "ci/bot"}, code: 400},
+		{name: "token for an unknown group", dsmc: []string{"-action", "createactivationtoken", "-relaygroup", "Nowhere"}, method: "POST",
+			path: "/api/activationtokens", body: map[string]string{"relay_group": "Nowhere"}, code: 404},
+		{name: "unknown computer", dsmc: []string{"-action", "deactivate", "-name", "db-9"}, method: "POST", path: "/api/computers/db-9/deactivate", code: 404},
+		{name: "ambiguous host name", dsmc: []string{"-action", "setrelay", "-name", "twin", "-value", "true"}, method: "PUT", path: "/api/computers/twin/relay",
+			body: map[string]bool{"value": true}, code: 409},
+		{name: "existing group", dsmc: []string{"-action", "createrelaygroup", "-name", "lab"}, method: "POST", path: "/api/relaygroups",
+			body: map[string]string{"name": "lab"}, code: 409},
+		{name: "assign to an unknown group", dsmc: []string{"-action", "assignrelaygroup", "-name", "web-1", "-value", "Nowhere"}, method: "PUT",
+			path: "/api/computers/web-1/relaygroup", body: map[string]string{"relay_group": "Nowhere"}, code: 404},
+		{name: "sendpolicy to an unknown group", dsmc: []string{"-action", "sendpolicy", "-relaygroup", "No Such Group"}, method: "POST", path: "/api/sendpolicy",
+			body: map[string]string{"relay_group": "No Such Group"}, code: 404},
+		{name: "sendpolicy to a deactivated computer", dsmc: []string{"-action", "sendpolicy", "-name", "old-box"}, method: "POST", path: "/api/sendpolicy",
+			body: map[string][]string{"computers": {"old-box"}}, code: 400},
+		{name: "tlsclients for 0 days", dsmc: []string{"-action", "tlsclients", "-days", "0"}, method: "GET", path: "/api/tlsclients?days=0", code: 400},
+	}
+
+	dirA, m, key := bothWaysInstalls(t)
+	folderA, err := install.Open(dirA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbA := folderA.DBPath
+	dbB := m.folder.DBPath
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			beforeA, beforeB := dumpDB(t, dbA), dumpDB(t, dbB)
+			var out, errOut bytes.Buffer
+			code := dsmc.Run(t.Context(), append(append([]string{"--dir", dirA}, st.dsmc...), "-output", "json"), &out, &errOut)
+			status, answer := rawCall(t, m, st.method, st.path, key, st.body, st.raw)
+			if st.code >= 400 {
+				if code != dsmc.ExitBadInput || status != st.code {
+					t.Errorf("dsm_c exit %d (want 2), API %d (want %d)\ndsm_c: %s\nAPI: %s", code, status, st.code, errOut.String(), answer)
+				}
+				if diff := cmp.Diff(beforeA, dumpDB(t, dbA)); diff != "" {
+					t.Errorf("dsm_c changed the database:\n%s", diff)
+				}
+				if diff := cmp.Diff(beforeB, dumpDB(t, dbB)); diff != "" {
+					t.Errorf("the API changed the database:\n%s", diff)
+				}
+				return
+			}
+			if code != 0 || status != st.code {
+				t.Fatalf("dsm_c exit %d, API %d (want %d)\ndsm_c: %s\nAPI: %s", code, status, st.code, errOut.String(), answer)
+			}
+			a, b := normalize(t, out.Bytes(), dirA), normalize(t, answer, m.folder.Dir)
+			if st.one {
+				b = []any{b}
+			}
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Errorf("dsm_c and the API answer differently (-dsm_c +API):\n%s", diff)
+			}
+			if diff := cmp.Diff(dumpDB(t, dbA), dumpDB(t, dbB)); diff != "" {
+				t.Errorf("the databases differ (-dsm_c +API):\n%s", diff)
+			}
+		})
+	}
+}
+
+// bothWaysInstalls prepares two installs alike and returns the first's folder (its Manager stopped), the
+// second's running Manager and an API key for it (a key of the same name exists in both).
+func bothWaysInstalls(t *testing.T) (string, *Manager, string) {
+	t.Helper()
+	seed := func(path string) string {
+		ctx := t.Context()
+		db, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, c := range []store.Computer{{GUID: "g-relay-1", Hostname: "relay-1"}, {GUID: "g-web-1", Hostname: "web-1"},
+			{GUID: "g-twin-a", Hostname: "twin"}, {GUID: "g-twin-b", Hostname: "twin"}, {GUID: "g-old", Hostname: "old-box"}} {
+			_, hash, _ := auth.NewActivationToken()
+			if err := db.InsertActivationToken(ctx, hash, store.ActivationToken{ExpiresAt: "2100-01-01T00:00:00Z", UsesLeft: 1}); err != nil {
+				t.Fatal(err)
+			}
+			c.Platform, c.AgentVersion, c.TLSVersions = "linux/amd64", "1.0.0", "TLSv1.2,TLSv1.3"
+			if _, err := db.Activate(ctx, hash, time.Now(), c, func(store.ActivationToken) (store.Computer, error) { return c, nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		key, err := auth.NewAPIKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InsertAPIKey(ctx, "both-ways", key.Prefix, key.Hash); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateRelayGroup(ctx, "Branch Office"); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []struct {
+			f func() error
+		}{{func() error { return db.SetRelay(ctx, "g-relay-1", true) }}, {func() error { return db.SetDeactivated(ctx, "g-old", true) }},
+			{func() error {
+				return db.AddObservations(ctx, []store.Observation{{Port: 4122, ClientIP: "10.0.0.9", OfferedMax: "TLSv1", Version: "", Outcome: "rejected",
+					Reason: "TLSv1 is disabled", Count: 3, FirstSeen: "2026-11-30T10:00:00Z", LastSeen: time.Now().UTC().Format(time.RFC3339Nano)}})
+			}}} {
+			if err := e.f(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return key.Plaintext
+	}
+	// Each install: first start (folder, CA, database), the seed with the Manager stopped, a second start
+	// (which releases the computers' first policies). The first install's Manager then stops for good.
+	var dirA, key string
+	var b *Manager
+	for i := range 2 {
+		m := startManager(t, nil)
+		dir, path := m.folder.Dir, m.folder.DBPath
+		m.Close()
+		key = seed(path)
+		m2 := startManager(t, func(o *Options) { o.Dir = dir })
+		if i == 0 {
+			m2.Close()
+			dirA = dir
+		} else {
+			b = m2
+		}
+	}
+	return dirA, b, key
+}
+
+// rawCall calls the API and returns the status and the body.
+func rawCall(t *testing.T, m *Manager, method, path, key string, body any, raw []byte) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch {
+	case raw != nil:
+		rd = bytes.NewReader(raw)
+	case body != nil:
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	u := &url.URL{Scheme: "https", Host: m.ConsoleAddr()}
+	full, err := u.Parse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), method, full.String(), rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := apiClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// volatile are the fields that differ between two installs by nature: secrets, times, the CA, paths.
+var volatile = map[string]bool{"key": true, "prefix": true, "token": true, "expires_at": true, "command": true, "pem": true,
+	"activated_at": true, "last_seen": true, "first_seen": true, "cert_serial": true, "cert_expires": true}
+
+// normalize decodes JSON output and blanks what differs between installs by nature; the install folder
+// becomes "DIR" and the fleet CA's fingerprint "CA".
+func normalize(t *testing.T, data []byte, dir string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, data)
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				switch {
+				case volatile[k]:
+					x[k] = "volatile"
+				case k == "fingerprint" && x["pem"] != nil || k == "fingerprint" && x["token"] != nil:
+					x[k] = "CA"
+				default:
+					x[k] = walk(e)
+				}
+			}
+		case []any:
+			for i := range x {
+				x[i] = walk(x[i])
+			}
+		case string:
+			return strings.ReplaceAll(x, dir, "DIR")
+		}
+		return v
+	}
+	return walk(v)
+}
+
+// dumpDB reads every table but the handshake counts (the API's own requests are counted on one side)
+// and the activation tokens' hashes, without the columns that differ by nature.
+func dumpDB(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	skipCol := map[string]bool{"created_at": true, "updated_at": true, "at": true, "activated_at": true, "expires_at": true, "token_hash": true,
+		"secret_hash": true, "prefix": true, "last_seen": true, "cert_serial": true, "cert_expires": true, "password_hash": true, "id": true}
+	out := map[string][]string{}
+	for _, table := range []string{"settings", "setting_events", "api_keys", "activation_tokens", "computers", "relay_groups", "bundles", "change_counter"} {
+		rows, err := db.QueryContext(t.Context(), "SELECT * FROM "+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for i, c := range cols {
+				if skipCol[c] {
+					continue
+				}
+				v := vals[i]
+				if s, ok := v.([]byte); ok {
+					v = string(s)
+				}
+				if s, ok := v.(string); ok && (strings.HasPrefix(s, "dsm_c:") || strings.HasPrefix(s, "api:")) {
+					v = "ACTOR" // who made a change: the OS user on one side, the API key on the other
+				}
+				b.WriteString(c + "=" + strings.TrimSpace(strings.ReplaceAll(toString(v), "\n", " ")) + " ")
+			}
+			out[table] = append(out[table], b.String())
+		}
+		rows.Close()
+		slices.Sort(out[table])
+	}
+	return out
+}
+
+func toString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,75 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+
+	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/tlspolicy"
+)
+
+// consoleHandler serves port 4119: health, metrics, the REST API (internal/api over the operations
+// layer) and the console page.
+func (m *Manager) consoleHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		m.tel.WriteMetrics(w)
+	})
+	mux.Handle("/api/", m.api.Handler())
+	mux.HandleFunc("GET /{$}", m.consolePage)
+	return mux
+}
+
+// PolicyReport is what GET /api/policy answers: the policy in force on this node's two ports, and the
+// configuration error that keeps a newer one out, if any.
+func (m *Manager) PolicyReport() any {
+	m.mu.Lock()
+	perr := m.policyErr
+	m.mu.Unlock()
+	rep := struct {
+		tlspolicy.Report
+		ConfigError string `json:"config_error,omitempty"`
+	}{ConfigError: perr}
+	for _, s := range []*tlspolicy.Server{m.console, m.agents} {
+		rep.Ports = append(rep.Ports, tlspolicy.NewPortReport(&tlspolicy.Explanation{Policy: s.Policy()}))
+	}
+	return rep
+}
+
+// hooks let the operations layer reach the running Manager: what it holds in memory is written before a
+// report reads the database, and changes apply now instead of at the next poll.
+type hooks struct{ m *Manager }
+
+func (h hooks) Flush(ctx context.Context) {
+	h.m.flushCheckIns(ctx)
+	h.m.tel.Flush(ctx)
+}
+
+func (h hooks) SettingsChanged(ctx context.Context) { h.m.Reload(ctx) }
+
+// FleetChanged pushes on the Manager's own context: pushes outlive the request that released them.
+func (h hooks) FleetChanged(ctx context.Context) { h.m.syncFleet(h.m.runCtx) }
+
+var writeError = fleetapi.WriteError
+var writeJSON = fleetapi.WriteJSON
+
+var consoleTmpl = template.Must(template.New("console").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tlsfleet Manager</title></head>
+<body><h1>tlsfleet Manager</h1>
+<p>The web console arrives in a later release. Sign-in: user <code>admin</code>, one-time password in
+<code>{{.PasswordFile}}</code> in the install folder.</p>
+<p>Meanwhile: the REST API under <code>/api/</code> (an API key from <code>dsm_c -action createapikey</code>),
+and <code>dsm_c</code> in the install folder.</p>
+</body></html>`))
+
+func (m *Manager) consolePage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	if err := consoleTmpl.Execute(w, map[string]string{"PasswordFile": "admin-initial-password.txt"}); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
+		m.log.Debug("console page", "err", err)
+	}
+}

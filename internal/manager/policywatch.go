@@ -1,0 +1,135 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+	"tlsfleet/internal/install"
+	"tlsfleet/internal/settings"
+	"tlsfleet/internal/tlspolicy"
+)
+
+// Policy watching: the Manager re-reads java.security, configuration.properties and the settings when
+// any of them changes and swaps the listeners' policies without a restart.
+
+// loadLayers reads the files and the settings.
+func (m *Manager) loadLayers(ctx context.Context) (tlspolicy.Layers, error) {
+	var l tlspolicy.Layers
+	js, err := tlspolicy.LoadJavaSecurity(m.folder.Path(install.JavaSecurityFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return l, err
+	case !js.Defined:
+		// An empty or cut file (an editor mid-write, a full disk) must not open every version: keep the
+		// policy in force until the file says what it means.
+		return l, fmt.Errorf("%s defines no %s; write the line (jdk.tls.disabledAlgorithms= with nothing after it disables nothing)", js.Path, tlspolicy.DisabledAlgorithmsKey)
+	default:
+		l.JavaSecurity = js
+	}
+	cp, err := tlspolicy.LoadConfigProperties(m.folder.Path(install.ConfigFile))
+	if err != nil {
+		return l, err
+	}
+	l.Config = cp
+	vals, err := m.db.Settings(ctx)
+	if err != nil {
+		return l, err
+	}
+	l.Settings = settings.Values(vals).Policy()
+	return l, nil
+}
+
+// stamp identifies the current contents of the watched files.
+func (m *Manager) stamp() string {
+	s := ""
+	for _, f := range []string{install.JavaSecurityFile, install.ConfigFile} {
+		st, err := os.Stat(m.folder.Path(f))
+		if err != nil {
+			s += f + ":missing;"
+			continue
+		}
+		s += fmt.Sprintf("%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
+	}
+	return s
+}
+
+// watch re-applies the policy when a file or the settings change, and prunes old handshake counts.
+func (m *Manager) watch(ctx context.Context) {
+	pending := ""
+	lastPrune := time.Time{}
+	t := time.NewTicker(m.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(lastPrune) > pruneEvery {
+			lastPrune = time.Now()
+			if n, err := m.db.PruneObservations(ctx, time.Now().Add(-TelemetryRetention).UTC().Format(time.RFC3339Nano)); err == nil && n > 0 {
+				m.log.Info("old handshake counts removed", "rows", n, "retention", TelemetryRetention)
+			}
+		}
+		st := m.stamp()
+		ver, err := m.db.SettingsVersion(ctx)
+		if err != nil {
+			m.log.Warn("reading the settings version", "err", err)
+			continue
+		}
+		if st == m.fileStamp && ver == m.settingsVer {
+			m.polls.Add(1)
+			continue
+		}
+		if st != m.fileStamp && st != pending {
+			// A file changed: wait one more poll for it to settle (an editor may still be writing it).
+			pending = st
+			m.polls.Add(1)
+			continue
+		}
+		settingsChanged := ver != m.settingsVer
+		m.fileStamp, m.settingsVer = st, ver
+		m.Reload(ctx)
+		if settingsChanged {
+			m.release(ctx)
+		}
+		m.polls.Add(1)
+	}
+}
+
+// Reload recomputes both listeners' policies now. A malformed file leaves the policy in force as it
+// was, and the error is logged and shown by /api/policy.
+func (m *Manager) Reload(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	layers, err := m.loadLayers(ctx)
+	if err != nil {
+		m.policyErr = err.Error()
+		m.log.Error("TLS policy not changed: the new configuration has an error", "err", err)
+		return
+	}
+	m.policyErr = ""
+	layers.Cert = m.console.Cert()
+	for _, x := range []struct {
+		srv *tlspolicy.Server
+		l   tlspolicy.Listener
+	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
+		ex := tlspolicy.Explain(x.l, layers)
+		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() && len(ex.Policy.Versions) > 0 {
+			m.log.Warn("TLS policy weakened: the port now accepts an older TLS version", "port", x.l.Port, "was", old.MinVersion().String(), "now", ex.Policy.MinVersion().String())
+		}
+		if err := x.srv.Update(ex.Policy); err != nil {
+			m.log.Error("TLS policy update", "port", x.l.Port, "err", err)
+			continue
+		}
+		vs := ""
+		for _, v := range ex.Policy.Versions {
+			vs += v.String() + " "
+		}
+		m.log.Info("TLS policy applied", "port", x.l.Port, "versions", vs, "suites", len(ex.Policy.Suites))
+	}
+}

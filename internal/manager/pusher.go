@@ -1,0 +1,252 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"tlsfleet/internal/fleetapi"
+)
+
+// jobKind says what a call to an agent's port 4118 does.
+type jobKind int
+
+const (
+	jobPush jobKind = iota // send policy now
+	jobPoll                // ask for the status (manager-initiated), then push if the agent runs another policy
+)
+
+// agentJob is a copy, taken under the fleet lock, of what a call to an agent needs.
+type agentJob struct {
+	kind           jobKind
+	guid, addr, fp string
+	policy         *fleetapi.Policy
+}
+
+// pusher calls agents on their port 4118: a fixed pool of workers takes jobs from a bounded queue, and
+// a computer has at most one job queued or running (a second push of the same policy is dropped; a
+// newer one waits for the next sync). Each computer has its own connection pool, dropped after
+// agentPoolIdle without a call, and at once when the computer leaves the fleet or is deactivated.
+type pusher struct {
+	log    *slog.Logger
+	tlsCfg *tls.Config // the Manager's certificate and the fleet CA; ServerName set per agent
+	ackFn  func(ctx context.Context, guid, fp string) error
+	status func(guid, fp string)
+
+	jobs chan agentJob
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	inFlight map[string]bool // GUIDs with a job queued or running
+	pools    map[string]*agentPool
+}
+
+type agentPool struct {
+	t        *http.Transport
+	lastUsed time.Time
+}
+
+func newPusher(log *slog.Logger, cert tls.Certificate, ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error, status func(guid, fp string)) *pusher {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &pusher{log: log, ackFn: ack, status: status,
+		tlsCfg:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		jobs:     make(chan agentJob, pushQueue),
+		inFlight: map[string]bool{}, pools: map[string]*agentPool{}}
+}
+
+// run starts the workers and the pool sweeper; they stop with ctx.
+func (p *pusher) run(ctx context.Context) {
+	for range pushWorkers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-p.jobs:
+					p.do(ctx, j)
+				}
+			}
+		}()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(agentPoolIdle / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				p.sweep(now)
+			}
+		}
+	}()
+}
+
+// wait waits for the workers after their context ended, and closes every pool.
+func (p *pusher) wait() {
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for guid, ap := range p.pools {
+		ap.t.CloseIdleConnections()
+		delete(p.pools, guid)
+	}
+}
+
+// enqueue queues a job unless the computer has one already; a full queue drops it (the next sync, a
+// second later, queues it again). It reports whether the job was queued.
+func (p *pusher) enqueue(j agentJob) bool {
+	p.mu.Lock()
+	if p.inFlight[j.guid] {
+		p.mu.Unlock()
+		return false
+	}
+	p.inFlight[j.guid] = true
+	p.mu.Unlock()
+	select {
+	case p.jobs <- j:
+		return true
+	default:
+		p.mu.Lock()
+		delete(p.inFlight, j.guid)
+		p.mu.Unlock()
+		p.log.Warn("too many agent calls queued; this one waits for the next sync", "guid", j.guid, "queued", pushQueue)
+		return false
+	}
+}
+
+func (p *pusher) do(ctx context.Context, j agentJob) {
+	defer func() {
+		p.mu.Lock()
+		delete(p.inFlight, j.guid)
+		p.mu.Unlock()
+	}()
+	var err error
+	switch j.kind {
+	case jobPoll:
+		err = p.poll(ctx, j)
+	default:
+		err = p.push(ctx, j)
+	}
+	if err != nil && ctx.Err() == nil {
+		p.log.Info("agent call failed; the agent gets its policy at its next heartbeat or poll", "guid", j.guid, "addr", j.addr, "err", err)
+	}
+}
+
+// client calls one agent with the Manager's certificate; the agent must present the certificate the
+// fleet CA issued to its GUID.
+func (p *pusher) client(guid string) *http.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ap := p.pools[guid]
+	if ap == nil {
+		cfg := p.tlsCfg.Clone()
+		cfg.ServerName = guid
+		ap = &agentPool{t: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 1, IdleConnTimeout: agentIdleConn}}
+		p.pools[guid] = ap
+	}
+	ap.lastUsed = time.Now()
+	return &http.Client{Timeout: agentCallTimeout, Transport: ap.t}
+}
+
+// sweep drops the pools not used for agentPoolIdle.
+func (p *pusher) sweep(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for guid, ap := range p.pools {
+		if now.Sub(ap.lastUsed) > agentPoolIdle && !p.inFlight[guid] {
+			ap.t.CloseIdleConnections()
+			delete(p.pools, guid)
+		}
+	}
+}
+
+// forget drops the pools of computers that left the fleet or are deactivated (live maps GUID to
+// "active").
+func (p *pusher) forget(live map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for guid, ap := range p.pools {
+		if !live[guid] && !p.inFlight[guid] {
+			ap.t.CloseIdleConnections()
+			delete(p.pools, guid)
+		}
+	}
+}
+
+// poolCount is how many connection pools are open (tests).
+func (p *pusher) poolCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pools)
+}
+
+// push sends a policy to an agent's port 4118 ("send policy now") and records the acknowledgement.
+func (p *pusher) push(ctx context.Context, j agentJob) error {
+	b, err := json.Marshal(j.policy)
+	if err != nil {
+		return fmt.Errorf("encode the policy: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "https://"+j.addr+fleetapi.PathPolicy, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client(j.guid).Do(req)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		p.log.Warn("agent refused the pushed policy", "guid", j.guid, "status", resp.Status, "answer", string(bytes.TrimSpace(msg)))
+		return nil
+	}
+	if err := p.ackFn(ctx, j.guid, j.fp); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		p.log.Error("policy pushed, but recording the acknowledgement failed; the next heartbeat reports it", "guid", j.guid, "fingerprint", j.fp, "err", err)
+		return nil
+	}
+	p.log.Info("policy pushed", "guid", j.guid, "fingerprint", j.fp)
+	return nil
+}
+
+// poll asks an agent for its status and pushes its released policy when the agent runs another.
+func (p *pusher) poll(ctx context.Context, j agentJob) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+j.addr+fleetapi.PathStatus, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client(j.guid).Do(req)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	var s fleetapi.Status
+	err = json.NewDecoder(io.LimitReader(resp.Body, fleetapi.MaxBody)).Decode(&s)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		p.log.Warn("agent status unreadable", "guid", j.guid, "status", resp.Status, "err", err)
+		return nil
+	}
+	p.status(j.guid, s.PolicyFingerprint)
+	if j.policy != nil && s.PolicyFingerprint != j.fp {
+		return p.push(ctx, j)
+	}
+	return nil
+}
