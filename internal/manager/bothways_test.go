@@ -329,3 +329,58 @@ func toString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// listcomputers and GET /api/computers agree on who is online under a 5-second heartbeat (tlsfleet
+// manager --heartbeat-seconds 5): three missed heartbeats are 15 s, not three of the 10-minute default.
+func TestListComputersAgreeOnShortHeartbeat(t *testing.T) {
+	m := startManager(t, func(o *Options) { o.HeartbeatSeconds = 5 })
+	db := m.db.(*store.DB)
+	ctx := t.Context()
+	now := time.Now()
+	for _, c := range []struct {
+		guid string
+		ago  time.Duration
+	}{{"g-fresh", 10 * time.Second}, {"g-stale", 20 * time.Second}} {
+		_, hash, _ := auth.NewActivationToken()
+		if err := db.InsertActivationToken(ctx, hash, store.ActivationToken{ExpiresAt: "2100-01-01T00:00:00Z", UsesLeft: 1}); err != nil {
+			t.Fatal(err)
+		}
+		comp := store.Computer{GUID: c.guid, Hostname: c.guid}
+		if _, err := db.Activate(ctx, hash, now, comp, func(store.ActivationToken) (store.Computer, error) { return comp, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RecordCheckIns(ctx, []store.CheckIn{{GUID: c.guid, LastSeen: now.Add(-c.ago).UTC().Format(time.RFC3339Nano), Seq: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(data []byte) map[string]string {
+		var views []struct {
+			GUID             string `json:"guid"`
+			Status           string `json:"status"`
+			HeartbeatSeconds int    `json:"heartbeat_seconds"`
+		}
+		if err := json.Unmarshal(data, &views); err != nil {
+			t.Fatalf("%v: %s", err, data)
+		}
+		out := map[string]string{}
+		for _, v := range views {
+			out[v.GUID] = v.Status + " every " + toString(v.HeartbeatSeconds) + " s"
+		}
+		return out
+	}
+	var out, errOut bytes.Buffer
+	if code := dsmc.Run(ctx, []string{"--dir", m.Dir(), "-action", "listcomputers", "-output", "json"}, &out, &errOut); code != 0 {
+		t.Fatalf("dsm_c: %d %s", code, errOut.String())
+	}
+	code, answer := rawCall(t, m, "GET", "/api/computers", apiKey(t, m), nil, nil)
+	if code != 200 {
+		t.Fatalf("API: %d %s", code, answer)
+	}
+	want := map[string]string{"g-fresh": "online every 5 s", "g-stale": "offline every 5 s"}
+	if diff := cmp.Diff(want, status(out.Bytes())); diff != "" {
+		t.Errorf("dsm_c (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, status(answer)); diff != "" {
+		t.Errorf("API (-want +got):\n%s", diff)
+	}
+}
