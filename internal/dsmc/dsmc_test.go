@@ -3,7 +3,6 @@ package dsmc
 import (
 	"bytes"
 	"crypto/x509"
-	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -26,6 +25,7 @@ import (
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/store/storetest"
 )
 
 const (
@@ -90,46 +90,7 @@ func takeSnapshot(t *testing.T, db *store.DB, dir string) snapshot {
 
 // dumpTables reads every row of every table with plain SQL.
 func dumpTables(t *testing.T, path string) map[string][]string {
-	t.Helper()
-	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	tables, err := raw.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for tables.Next() {
-		var n string
-		if err := tables.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	tables.Close()
-	out := map[string][]string{}
-	for _, n := range names {
-		rows, err := raw.Query(`SELECT * FROM "` + n + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			out[n] = append(out[n], fmt.Sprint(vals...))
-		}
-		rows.Close()
-	}
-	return out
+	return storetest.Dump(t, path, storetest.Options{})
 }
 
 func wantContains(t *testing.T, what, got string, want ...string) {
