@@ -61,7 +61,7 @@ func prepareAddComputer(o *options) (work, error) {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("no agent waiting for activation on %s: %v (start it with tlsfleet agent --dir STATE --listen %s)", addr, err, addr)
+			return fmt.Errorf("no agent waiting for activation on %s: %v (start it with ds_agent --dir STATE --listen %s)", addr, err, addr)
 		}
 		defer resp.Body.Close()
 		var res struct {
