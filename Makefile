@@ -14,7 +14,7 @@ RUN_DIR  ?= var/manager
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/tlsfleet
+build: ## build bin/: tlsfleet (the Manager), ds_agent (the agent), dsm_c, dsa_control
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 run: build ## the main job: run the Manager in var/manager (URL and first sign-in printed; Ctrl-C stops it)

@@ -6,8 +6,8 @@
 //	dsa_control [--dir STATE] -r                 reset: forget the activation
 //	dsa_control [--dir STATE] -s [-output json]  status
 //
-// It exits 0 on success, 1 on failure and 2 on a usage error. Everything is in internal/agent; `tlsfleet
-// agent --dir STATE` runs the agent itself.
+// It exits 0 on success, 1 on failure and 2 on a usage error. Everything is in internal/agent; `ds_agent
+// --dir STATE` runs the agent itself.
 package main
 
 import (
@@ -48,7 +48,7 @@ Usage:
 
   --dir STATE   the agent's state folder (default var/agent)
 
-Run the agent with: tlsfleet agent --dir STATE
+Run the agent with: ds_agent --dir STATE
 Exit status: 0 success, 1 failure, 2 usage error.
 `
 
@@ -215,7 +215,7 @@ func do(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if act.PolicyID != "" || act.RelayGroup != "" {
 			fmt.Fprintf(stdout, "  policy:       %s\n  relay group:  %s\n", orNone(act.PolicyID), orNone(act.RelayGroup))
 		}
-		fmt.Fprintf(stdout, "  state folder: %s\nRun the agent with: tlsfleet agent --dir %s\n", o.dir, o.dir)
+		fmt.Fprintf(stdout, "  state folder: %s\nRun the agent with: ds_agent --dir %s\n", o.dir, o.dir)
 		return nil
 	case "m":
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"io"
 	"log"
 	"net/http"
@@ -64,9 +65,15 @@ func TestRunAgent(t *testing.T) {
 	}
 
 	for _, args := range [][]string{nil, {"--dir", dir, "extra"}, {"--dir", dir, "--legacy-max-tls", "TLSv1.3"}, {"--nope"}} {
-		if err := runAgent(t.Context(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		if err := runAgent(t.Context(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) || strings.HasPrefix(err.Error(), "usage: usage:") {
 			t.Errorf("%q: %v", args, err)
 		}
+	}
+	// The alias's usage names itself and points to ds_agent.
+	var usage bytes.Buffer
+	if err := runAgent(t.Context(), []string{"--help"}, io.Discard, &usage); !errors.Is(err, flag.ErrHelp) ||
+		!strings.HasPrefix(usage.String(), "tlsfleet agent --dir STATE [flags]") || !strings.Contains(usage.String(), "tlsfleet agent is an alias of ds_agent") {
+		t.Errorf("--help: %v\n%s", err, usage.String())
 	}
 }
 

@@ -1,6 +1,6 @@
-// Command tlsfleet is the fleet's one binary: `tlsfleet policy` explains the TLS policy of a Manager's
-// install folder, `tlsfleet scan` enumerates what a TLS server accepts; the Manager and agent
-// subcommands join them as they are built.
+// Command tlsfleet is the Manager's binary: `tlsfleet manager` runs the Manager, `tlsfleet policy`
+// explains the TLS policy of a Manager's install folder, `tlsfleet scan` enumerates what a TLS server
+// accepts. `tlsfleet agent` is an alias of ds_agent, the agent's own (smaller) binary.
 package main
 
 import (
@@ -44,7 +44,8 @@ Usage:
   tlsfleet policy --dir DIR [--port N] [--json]   effective TLS policy of a Manager install folder
   tlsfleet scan [flags] HOST:PORT...              enumerate versions, suites, groups (like nmap ssl-enum-ciphers)
   tlsfleet manager --dir DIR [flags]              run the Manager (console/API 4119, agent channel 4120)
-  tlsfleet agent --dir STATE [flags]              run an agent (4118; a relay on 4122 when its policy says so)
+  tlsfleet agent --dir STATE [flags]              run an agent (4118; a relay on 4122 when its policy says so);
+                                                  an alias of ds_agent, the agent hosts' own binary
   tlsfleet legacy-client --max-tls TLSv1 URL      legacy API client simulator (old TLS only)
   tlsfleet version                                print the version
 `

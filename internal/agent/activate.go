@@ -29,7 +29,7 @@ import (
 	"tlsfleet/internal/pki"
 )
 
-// Version is the agent version reported to the Manager (tlsfleet agent --report-version overrides it).
+// Version is the agent version reported to the Manager (ds_agent --report-version overrides it).
 const Version = "1.0.0"
 
 // LegacyReportVersion is what the legacy simulator reports by default: an agent from before TLS 1.2.

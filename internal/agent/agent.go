@@ -18,7 +18,7 @@ import (
 	"tlsfleet/internal/tlspolicy"
 )
 
-// Options configure a running agent (tlsfleet agent).
+// Options configure a running agent (ds_agent).
 type Options struct {
 	// Dir is the state folder (required).
 	Dir string

@@ -16,7 +16,7 @@
 //	bundles/    update bundles, named by their SHA-256
 //	.lock       flock(2) taken around every read-modify-write of state.json
 //
-// Entry points: Activate (dsa_control -a), Start and Run (tlsfleet agent), CheckIn (dsa_control -m),
-// Reset (dsa_control -r), ReadStatus (dsa_control -s), and LegacyClientConfig/ExplainRefusal for the
-// legacy simulators.
+// Entry points: Activate (dsa_control -a), Start and Run (ds_agent, through internal/agent/agentcmd),
+// CheckIn (dsa_control -m), Reset (dsa_control -r), ReadStatus (dsa_control -s), and
+// LegacyClientConfig/ExplainRefusal for the legacy simulators.
 package agent

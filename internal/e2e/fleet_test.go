@@ -24,7 +24,7 @@ import (
 	"tlsfleet/internal/testtarget"
 )
 
-// bins builds tlsfleet, dsm_c and dsa_control once.
+// bins builds tlsfleet, ds_agent, dsm_c and dsa_control once.
 var (
 	binOnce sync.Once
 	binDir  string
@@ -38,7 +38,7 @@ func bins(t *testing.T) string {
 		if binErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "tlsfleet/cmd/tlsfleet", "tlsfleet/cmd/dsm_c", "tlsfleet/cmd/dsa_control").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "tlsfleet/cmd/tlsfleet", "tlsfleet/cmd/ds_agent", "tlsfleet/cmd/dsm_c", "tlsfleet/cmd/dsa_control").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -213,10 +213,10 @@ func TestFleet(t *testing.T) {
 	// The relay and an agent run; the relay gets the role.
 	relayPort, relayAgentPort, agentAPort := testtarget.FreePort(t), testtarget.FreePort(t), testtarget.FreePort(t)
 	relayAddr := fmt.Sprintf("127.0.0.1:%d", relayPort)
-	relay := start(t, "tlsfleet", "agent", "--dir", stateR, "--listen", fmt.Sprintf("127.0.0.1:%d", relayAgentPort), "--relay-listen", relayAddr)
+	relay := start(t, "ds_agent", "--dir", stateR, "--listen", fmt.Sprintf("127.0.0.1:%d", relayAgentPort), "--relay-listen", relayAddr)
 	f.dsm("-action", "setrelay", "-name", guidR, "-value", "true")
 	eventually(t, 10*time.Second, "the relay listening on its port with TLS 1.1 allowed", func() bool { return accepts(t, relayAddr, "tls1_1") })
-	agentA := start(t, "tlsfleet", "agent", "--dir", stateA, "--listen", fmt.Sprintf("127.0.0.1:%d", agentAPort))
+	agentA := start(t, "ds_agent", "--dir", stateA, "--listen", fmt.Sprintf("127.0.0.1:%d", agentAPort))
 
 	// A bundle published on the Manager reaches the agent through the relay.
 	bundle := filepath.Join(t.TempDir(), "update-1.bin")
@@ -244,7 +244,7 @@ func TestFleet(t *testing.T) {
 	// A change made while the relay is stopped reaches it when it starts.
 	relay.Stop()
 	f.dsm("-action", "changesetting", "-name", "settings.configuration.restrictRelayMinimumTLSProtocol", "-value", "TLSv1.3")
-	relay = start(t, "tlsfleet", "agent", "--dir", stateR, "--listen", fmt.Sprintf("127.0.0.1:%d", relayAgentPort), "--relay-listen", relayAddr)
+	relay = start(t, "ds_agent", "--dir", stateR, "--listen", fmt.Sprintf("127.0.0.1:%d", relayAgentPort), "--relay-listen", relayAddr)
 	eventually(t, 10*time.Second, "the restarted relay enforcing TLS 1.3", func() bool {
 		return accepts(t, relayAddr, "tls1_3") && !accepts(t, relayAddr, "tls1_2")
 	})
@@ -258,7 +258,7 @@ func TestFleet(t *testing.T) {
 	eventually(t, 5*time.Second, "the agent channel accepting TLS 1.0", func() bool { return accepts(t, fmt.Sprintf("127.0.0.1:%d", f.agentPort), "tls1") })
 	stateL := filepath.Join(t.TempDir(), "legacy")
 	f.activate(stateL, tok)
-	legacy := start(t, "tlsfleet", "agent", "--dir", stateL, "--listen", fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t)), "--legacy-max-tls", "TLSv1", "--report-version", "9.6.0")
+	legacy := start(t, "ds_agent", "--dir", stateL, "--listen", fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t)), "--legacy-max-tls", "TLSv1", "--report-version", "9.6.0")
 	eventually(t, 10*time.Second, "the legacy agent's heartbeat over TLS 1.0", func() bool {
 		out, _ := run(t, "dsa_control", "--dir", stateL, "-s")
 		return strings.Contains(out, "TLSv1") && !strings.Contains(out, "never")
@@ -282,12 +282,12 @@ func TestManagerInitiatedActivation(t *testing.T) {
 	json.Unmarshal([]byte(f.dsm("-action", "exportdsmcert", "-output", "json")), &cert)
 	// An agent told no fleet takes no offers.
 	closed := fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t))
-	start(t, "tlsfleet", "agent", "--dir", filepath.Join(t.TempDir(), "untold"), "--listen", closed)
+	start(t, "ds_agent", "--dir", filepath.Join(t.TempDir(), "untold"), "--listen", closed)
 	time.Sleep(time.Second)
 	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", closed, "-activate", "-value", f.dsmURL); code == 0 {
 		t.Errorf("an agent without a trusted fleet took an activation offer:\n%s", out)
 	}
-	agent := start(t, "tlsfleet", "agent", "--dir", state, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--activation-fingerprint", cert.Fingerprint)
+	agent := start(t, "ds_agent", "--dir", state, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--activation-fingerprint", cert.Fingerprint)
 	var out string
 	eventually(t, 10*time.Second, "addcomputer reaching the waiting agent", func() bool {
 		var code int
@@ -323,7 +323,7 @@ func TestManagerInitiatedActivation(t *testing.T) {
 	ca, _ := os.ReadFile(filepath.Join(other, pki.CAFile))
 	os.WriteFile(filepath.Join(bound, "ca.pem"), ca, 0o644)
 	boundPort := testtarget.FreePort(t)
-	start(t, "tlsfleet", "agent", "--dir", bound, "--listen", fmt.Sprintf("127.0.0.1:%d", boundPort))
+	start(t, "ds_agent", "--dir", bound, "--listen", fmt.Sprintf("127.0.0.1:%d", boundPort))
 	eventually(t, 10*time.Second, "the pre-bound agent refusing another fleet", func() bool {
 		out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", fmt.Sprintf("127.0.0.1:%d", boundPort), "-activate", "-value", f.dsmURL)
 		return code != 0 && strings.Contains(out, "pre-bound to another fleet CA")
@@ -344,7 +344,7 @@ func TestManagerInitiatedDirection(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "agent")
 	guid := f.activate(state, f.token(1, "1h"))
 	agentAddr := fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t))
-	agent := start(t, "tlsfleet", "agent", "--dir", state, "--listen", agentAddr)
+	agent := start(t, "ds_agent", "--dir", state, "--listen", agentAddr)
 	versions := func() []string {
 		res := scan.New().Scan(context.Background(), []string{agentAddr})
 		var vs []string
