@@ -282,18 +282,23 @@ func TestManagerInitiatedActivation(t *testing.T) {
 	json.Unmarshal([]byte(f.dsm("-action", "exportdsmcert", "-output", "json")), &cert)
 	// An agent told no fleet takes no offers.
 	closed := fmt.Sprintf("127.0.0.1:%d", testtarget.FreePort(t))
-	start(t, "ds_agent", "--dir", filepath.Join(t.TempDir(), "untold"), "--listen", closed)
-	time.Sleep(time.Second)
-	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", closed, "-activate", "-value", f.dsmURL); code == 0 {
-		t.Errorf("an agent without a trusted fleet took an activation offer:\n%s", out)
+	untold := start(t, "ds_agent", "--dir", filepath.Join(t.TempDir(), "untold"), "--listen", closed)
+	eventually(t, 10*time.Second, "the untold agent saying it takes no offers", func() bool {
+		return strings.Contains(untold.Output(), "Manager-initiated activation is off")
+	})
+	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", closed, "-activate", "-value", f.dsmURL); code != 1 ||
+		!strings.Contains(out, "no agent waiting for activation on "+closed) {
+		t.Errorf("addcomputer to an agent without a trusted fleet: exit %d, want 1 saying no agent waits there:\n%s", code, out)
 	}
 	agent := start(t, "ds_agent", "--dir", state, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--activation-fingerprint", cert.Fingerprint)
-	var out string
-	eventually(t, 10*time.Second, "addcomputer reaching the waiting agent", func() bool {
-		var code int
-		out, code = run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", fmt.Sprintf("127.0.0.1:%d", port), "-activate", "-value", f.dsmURL)
-		return code == 0
+	waiting := fmt.Sprintf("127.0.0.1:%d", port)
+	eventually(t, 10*time.Second, "the agent waiting for an activation", func() bool {
+		return strings.Contains(agent.Output(), "the Manager's addcomputer -activate on "+waiting)
 	})
+	out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", waiting, "-activate", "-value", f.dsmURL)
+	if code != 0 || !strings.Contains(out, "Activated the agent on "+waiting+": GUID ") {
+		t.Fatalf("addcomputer: exit %d, want 0 saying it activated the agent:\n%s", code, out)
+	}
 	guid := guidRE.FindString(out)
 	if guid == "" {
 		t.Fatalf("addcomputer output has no GUID:\n%s", out)
