@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"tlsfleet/internal/agent"
+	"tlsfleet/internal/tlspolicy"
 )
 
 const agentUsage = `tlsfleet agent --dir STATE [flags] — run the agent (activate it first: dsa_control -a)
@@ -34,7 +35,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() { fmt.Fprint(stderr, agentUsage) }
 	var o agent.Options
 	fs.StringVar(&o.Dir, "dir", "", "the agent's state folder")
-	fs.StringVar(&o.Listen, "listen", "", "the agent port's address (default :4118)")
+	fs.StringVar(&o.Listen, "listen", "", fmt.Sprintf("the agent port's address (default :%d)", tlspolicy.PortAgent))
 	fs.StringVar(&o.RelayListen, "relay-listen", "", "the relay port's address (default :PORT of the policy)")
 	fs.StringVar(&o.LegacyMaxTLS, "legacy-max-tls", "", "legacy simulator: speak at most this TLS version (TLSv1 or TLSv1.1)")
 	fs.StringVar(&o.ReportVersion, "report-version", "", "the agent version to report")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // prepareAddComputer is the Manager-initiated activation: a one-use token valid ten minutes and the
@@ -25,7 +26,7 @@ func prepareAddComputer(o *options) (work, error) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		host, port = addr, strconv.Itoa(fleetapi.DefaultAgentPort)
+		host, port = addr, strconv.Itoa(tlspolicy.PortAgent)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
 		return nil, bad("-name %q: write the agent as HOST:PORT, e.g. web1.example:4118", addr)

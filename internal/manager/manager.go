@@ -128,10 +128,10 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	m := &Manager{opts: o, log: o.Logger}
 	cp, hp := o.ConsolePort, o.HeartbeatPort
 	if cp == 0 {
-		cp = 4119
+		cp = tlspolicy.PortConsole
 	}
 	if hp == 0 {
-		hp = 4120
+		hp = tlspolicy.PortAgentChannel
 	}
 	created, err := install.Init(o.Dir, cp, hp)
 	if err != nil {
