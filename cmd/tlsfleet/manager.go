@@ -8,6 +8,7 @@ import (
 
 	"tlsfleet/internal/manager"
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/tlspolicy"
 )
 
 func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -15,8 +16,8 @@ func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var o manager.Options
 	fs.StringVar(&o.Dir, "dir", "", "the install folder (created on first start)")
-	fs.IntVar(&o.ConsolePort, "console-port", 0, "console and REST API port (default: configuration.properties, else 4119)")
-	fs.IntVar(&o.HeartbeatPort, "heartbeat-port", 0, "agent channel port (default: configuration.properties, else 4120)")
+	fs.IntVar(&o.ConsolePort, "console-port", 0, fmt.Sprintf("console and REST API port (default: configuration.properties, else %d)", tlspolicy.PortConsole))
+	fs.IntVar(&o.HeartbeatPort, "heartbeat-port", 0, fmt.Sprintf("agent channel port (default: configuration.properties, else %d)", tlspolicy.PortAgentChannel))
 	fs.StringVar(&o.Listen, "listen", "", "address to listen on (default: all interfaces)")
 	fs.IntVar(&o.HeartbeatSeconds, "heartbeat-seconds", 0, "agents' heartbeat interval in seconds, overriding defaultHeartbeatPeriod (for tests and demonstrations)")
 	rsa := fs.Bool("rsa", false, "make the server certificate RSA-2048 instead of ECDSA P-256 (first start only)")

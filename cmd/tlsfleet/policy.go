@@ -14,7 +14,8 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("tlsfleet policy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".", "the Manager's install folder (holds java.security and configuration.properties)")
-	port := fs.Int("port", 0, "show only this port (4119 console, 4120 agent channel, 4122 relay, 4118 agent)")
+	port := fs.Int("port", 0, fmt.Sprintf("show only this port (%d console, %d agent channel, %d relay, %d agent)",
+		tlspolicy.PortConsole, tlspolicy.PortAgentChannel, tlspolicy.PortRelay, tlspolicy.PortAgent))
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)

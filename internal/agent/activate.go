@@ -27,6 +27,7 @@ import (
 
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // Version is the agent version reported to the Manager (ds_agent --report-version overrides it).
@@ -89,7 +90,7 @@ func ParseManagerURL(s string) (string, error) {
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
-		port = "4120"
+		port = strconv.Itoa(tlspolicy.PortAgentChannel)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", fmt.Errorf("%w: Manager address %q: bad port", ErrUsage, s)

@@ -86,7 +86,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	if o.Listen == "" {
-		o.Listen = ":" + strconv.Itoa(fleetapi.DefaultAgentPort)
+		o.Listen = ":" + strconv.Itoa(tlspolicy.PortAgent)
 	}
 	if o.StateCheck <= 0 {
 		o.StateCheck = 2 * time.Second
@@ -121,9 +121,9 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	if legacyMax != 0 {
-		speaks := "only " + wireName(tlspolicy.TLSv1)
+		speaks := "only " + tlspolicy.TLSv1.Prose()
 		if legacyMax > tlspolicy.TLSv1 {
-			speaks = wireName(tlspolicy.TLSv1) + " to " + wireName(legacyMax)
+			speaks = tlspolicy.TLSv1.Prose() + " to " + legacyMax.Prose()
 		}
 		a.info("the client side speaks "+speaks+" (like an agent from before TLS 1.2) and reports version "+a.version, "max_tls", legacyMax.String())
 	}

@@ -72,21 +72,6 @@ func clientVersions(legacyMax tlspolicy.Version) []string {
 	return out
 }
 
-// wireName spells a version as IANA does ("TLS 1.0").
-func wireName(v tlspolicy.Version) string {
-	switch v {
-	case tlspolicy.TLSv1:
-		return "TLS 1.0"
-	case tlspolicy.TLSv1_1:
-		return "TLS 1.1"
-	case tlspolicy.TLSv1_2:
-		return "TLS 1.2"
-	case tlspolicy.TLSv1_3:
-		return "TLS 1.3"
-	}
-	return v.String()
-}
-
 // alertNames are the alerts a refused handshake ends with, in words.
 var alertNames = map[uint8]string{
 	40: "handshake failure", 42: "bad certificate", 46: "certificate unknown", 47: "illegal parameter",
@@ -136,7 +121,7 @@ func ExplainRefusal(who string, legacyMax tlspolicy.Version, err error, lowest t
 	if lowest != 0 {
 		accepts = fmt.Sprintf("it accepts only %s and newer", lowest)
 	}
-	return fmt.Sprintf("legacy simulator: %s refused %s (%s): %s", who, wireName(legacyMax), alert, accepts)
+	return fmt.Sprintf("legacy simulator: %s refused %s (%s): %s", who, legacyMax.Prose(), alert, accepts)
 }
 
 // ProbeLowestVersion finds the oldest version above `above` that addr completes a handshake with (or at

@@ -20,6 +20,7 @@ import (
 	"tlsfleet/internal/agent/agenttest"
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/testtarget"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // relayGet fetches a bundle from a relay as an agent does (fleet CA, no host name).
@@ -50,7 +51,7 @@ func relayGetAs(t *testing.T, m *agenttest.Manager, addr, sha string, certs []tl
 func relayPolicy(serial int64, minTLS string, bundles ...fleetapi.Bundle) *fleetapi.Policy {
 	p := testPolicy(serial)
 	p.PolicyID = "relays"
-	p.Relay = &fleetapi.RelayPolicy{Port: fleetapi.DefaultRelayPort, Group: "g1", TLS: fleetapi.TLSSettings{MinVersion: minTLS}}
+	p.Relay = &fleetapi.RelayPolicy{Port: tlspolicy.PortRelay, Group: "g1", TLS: fleetapi.TLSSettings{MinVersion: minTLS}}
 	p.Bundles = bundles
 	return p
 }

@@ -25,6 +25,7 @@ import (
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/tlspolicy"
 )
 
 const autoSend = settings.AutoSendPolicy
@@ -571,7 +572,7 @@ func TestSetRelay(t *testing.T) {
 	wantContains(t, "stdout", out, `web-1 (g-web-1): relay role on (relay group "Default Relay Group")`, "Released a new policy to 1 computer ", "a running Manager pushes it now")
 	web1, p1 := computer(t, db, "web-1")
 	if web1.PolicySent == web0.PolicySent || p1.Relay == nil || p1.Relay.TLS.MinVersion != "TLSv1.2" || p1.Relay.Group != store.DefaultRelayGroup ||
-		p1.Relay.Port != fleetapi.DefaultRelayPort || !web1.Relay {
+		p1.Relay.Port != tlspolicy.PortRelay || !web1.Relay {
 		t.Fatalf("web-1 after setrelay true: relay %v, policy %+v (relay %+v)", web1.Relay, p1, p1.Relay)
 	}
 	wantContains(t, "stdout", out, web1.PolicySent[:12])

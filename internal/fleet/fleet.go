@@ -17,6 +17,7 @@ import (
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // Snapshot is what policies are computed from.
@@ -101,7 +102,7 @@ func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
 		Bundles:          []fleetapi.Bundle{},
 	}
 	if c.Relay {
-		p.Relay = &fleetapi.RelayPolicy{Port: fleetapi.DefaultRelayPort, Group: c.RelayGroup,
+		p.Relay = &fleetapi.RelayPolicy{Port: tlspolicy.PortRelay, Group: c.RelayGroup,
 			TLS: fleetapi.TLSSettings{MinVersion: s.Settings.Get(settings.RelayMinimumTLS), StrongCiphers: strong}}
 		for _, d := range s.Computers {
 			if d.Deactivated {

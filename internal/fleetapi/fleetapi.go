@@ -1,7 +1,9 @@
 // Package fleetapi is the wire format of the fleet's own channels — the Manager's agent channel (4120),
 // the agent's port (4118) and the relay's port (4122): paths, JSON bodies, the policy document an agent
-// runs and its fingerprint. It depends on nothing heavier than the standard library, so the agent links
-// it without the Manager's database or console.
+// runs and its fingerprint. Besides the standard library it imports only tlspolicy (for the names of a
+// policy's minimum versions), which the agent links anyway, so the agent links it without the Manager's
+// database or console. The default ports are tlspolicy's PortAgent, PortConsole, PortAgentChannel and
+// PortRelay.
 package fleetapi
 
 import (
@@ -10,7 +12,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+
+	"tlsfleet/internal/tlspolicy"
 )
 
 // Paths.
@@ -96,14 +101,12 @@ const (
 	Bidirectional     = "bidirectional"
 	AgentInitiated    = "agent-initiated"
 	ManagerInitiated  = "manager-initiated"
-	DefaultRelayPort  = 4122
-	DefaultAgentPort  = 4118
 	DefaultHeartbeatS = 600
 )
 
 // TLSSettings restrict one of the agent's listeners.
 type TLSSettings struct {
-	MinVersion    string `json:"min_version"` // TLSv1, TLSv1.1, TLSv1.2, TLSv1.3
+	MinVersion    string `json:"min_version"` // one of tlspolicy.ServedVersionNames: TLSv1 ... TLSv1.3
 	StrongCiphers bool   `json:"strong_ciphers"`
 }
 
@@ -166,11 +169,12 @@ func (p *Policy) Validate() error {
 		return fmt.Errorf("policy heartbeat %d s: must be 1..86400", p.HeartbeatSeconds)
 	}
 	check := func(what string, t TLSSettings) error {
-		switch t.MinVersion {
-		case "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3":
+		names := tlspolicy.ServedVersionNames()
+		if slices.Contains(names, t.MinVersion) {
 			return nil
 		}
-		return fmt.Errorf("policy %s minimum %q: use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3", what, t.MinVersion)
+		last := len(names) - 1
+		return fmt.Errorf("policy %s minimum %q: use %s or %s", what, t.MinVersion, strings.Join(names[:last], ", "), names[last])
 	}
 	if err := check("agent", p.Agent); err != nil {
 		return err

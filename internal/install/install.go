@@ -97,7 +97,7 @@ func Open(dir string) (*Folder, error) {
 		}
 		return nil, err
 	}
-	f := &Folder{Dir: abs, ConsolePort: 4119, HeartbeatPort: 4120, DBPath: filepath.Join(abs, DefaultDBFile)}
+	f := &Folder{Dir: abs, ConsolePort: tlspolicy.PortConsole, HeartbeatPort: tlspolicy.PortAgentChannel, DBPath: filepath.Join(abs, DefaultDBFile)}
 	port := func(key string, dst *int) error {
 		pr, ok := cp.Props.Get(key)
 		if !ok {

@@ -1,6 +1,10 @@
 package manager
 
-import "time"
+import (
+	"time"
+
+	"tlsfleet/internal/tlspolicy"
+)
 
 // The Manager's timing and size defaults, in one place. Options and flags override the first group.
 const (
@@ -14,8 +18,8 @@ const (
 	// DefaultMaxConns bounds open connections per port.
 	DefaultMaxConns = 4096
 	// DefaultConsolePort and DefaultAgentPort are the ports of a new install.
-	DefaultConsolePort = 4119
-	DefaultAgentPort   = 4120
+	DefaultConsolePort = tlspolicy.PortConsole
+	DefaultAgentPort   = tlspolicy.PortAgentChannel
 )
 
 const (

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // AddComputerRequest is the Manager-initiated activation of an agent waiting on its port.
@@ -32,7 +33,7 @@ func (r AddComputerRequest) Check() (string, error) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		host, port = addr, strconv.Itoa(fleetapi.DefaultAgentPort)
+		host, port = addr, strconv.Itoa(tlspolicy.PortAgent)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
 		return "", invalid("address", "{field} %q: write the agent as HOST:PORT, e.g. web1.example:4118", addr)

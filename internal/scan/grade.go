@@ -298,12 +298,12 @@ func suiteGrade(proto string, s tlspolicy.Suite, cert *certInfo, kx *kexSeen, w 
 	if ci.mode == "CBC" && ci.blockBits > 0 && ci.blockBits <= 64 {
 		w[fmt.Sprintf("64-bit block cipher %s vulnerable to SWEET32 attack", ci.cipher)] = true
 	}
-	if proto == "SSLv3" && ci.mode == "CBC" {
+	if proto == tlspolicy.SSLv3.ScanName() && ci.mode == "CBC" {
 		w["CBC-mode cipher in SSLv3 (CVE-2014-3566)"] = true
 	} else if ci.cipher == "RC4" {
 		w["Broken cipher RC4 is deprecated by RFC 7465"] = true
 	}
-	if proto == "TLSv1.3" && !ci.tls13 {
+	if proto == tlspolicy.TLSv1_3.ScanName() && !ci.tls13 {
 		w["Non-TLSv1.3 ciphersuite chosen for TLSv1.3"] = true
 	}
 	var strength int

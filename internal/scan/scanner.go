@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,29 +38,15 @@ func New() *Scanner {
 	return &Scanner{Timeout: 5 * time.Second, Concurrency: 4, Retries: 3}
 }
 
-// versions probed, oldest first, with nmap's names.
-var versions = []struct {
-	id   uint16
-	name string
-}{{versionSSL30, "SSLv3"}, {tls.VersionTLS10, "TLSv1.0"}, {tls.VersionTLS11, "TLSv1.1"}, {tls.VersionTLS12, "TLSv1.2"}, {tls.VersionTLS13, "TLSv1.3"}}
+// versions are the versions probed, oldest first: every version tlspolicy knows. Reports name them as
+// nmap does (tlspolicy.Version.ScanName).
+var versions = tlspolicy.AllVersions
 
-// VersionName returns nmap's name for a protocol version.
-func VersionName(v uint16) string {
-	for _, e := range versions {
-		if e.id == v {
-			return e.name
-		}
-	}
-	return fmt.Sprintf("0x%04x", v)
-}
+// VersionName returns nmap's name for a protocol version ("TLSv1.0"), or a hex form for unknown values.
+func VersionName(v uint16) string { return tlspolicy.Version(v).ScanName() }
 
 // ParseVersion reads a version name in nmap's, the JDK's or OpenSSL's spelling.
 func ParseVersion(s string) (uint16, error) {
-	for _, e := range versions {
-		if strings.EqualFold(s, e.name) {
-			return e.id, nil
-		}
-	}
 	v, err := tlspolicy.ParseVersion(s)
 	if err != nil {
 		return 0, err
@@ -145,7 +130,7 @@ func (s *Scanner) scanTarget(ctx context.Context, addr string, sem chan struct{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			scans[i] = t.scanVersion(ctx, v.id)
+			scans[i] = t.scanVersion(ctx, uint16(v))
 		}()
 	}
 	wg.Wait()
@@ -174,7 +159,7 @@ func (s *Scanner) scanTarget(ctx context.Context, addr string, sem chan struct{}
 	var groupOrder []uint16
 	least := ""
 	for i, vs := range scans {
-		name := versions[i].name
+		name := versions[i].ScanName()
 		if vs.note != "" {
 			tr.Notes = append(tr.Notes, name+": "+vs.note)
 		}
@@ -347,7 +332,7 @@ var (
 // names its suite and group.
 func (t *target) hello(v uint16, suites, groups []uint16, compression []byte) *tlswire.ClientHello {
 	ch := &tlswire.ClientHello{RecordVersion: v, Version: v, CipherSuites: suites, Compression: compression}
-	if v == versionSSL30 {
+	if v == uint16(tlspolicy.SSLv3) {
 		return ch
 	}
 	ch.ServerName = t.sni
@@ -639,6 +624,3 @@ func describe(r probeResult) string {
 	}
 	return r.kind.String()
 }
-
-// versionSSL30 is SSL 3.0's wire version (crypto/tls deprecates its constant; the scanner still probes it).
-const versionSSL30 = 0x0300

@@ -33,7 +33,12 @@ type Setting struct {
 	Description string   `json:"description"`
 }
 
-var tlsVersions = []string{"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
+// tlsVersions are the values of the minimum-TLS settings: the versions a tlsfleet listener can serve, in
+// tlspolicy's canonical spelling; defaults are tlspolicy's.
+var (
+	tlsVersions     = tlspolicy.ServedVersionNames()
+	defaultMinimums = tlspolicy.DefaultSettings()
+)
 
 // Names of the settings.
 const (
@@ -51,13 +56,13 @@ const (
 
 // Registry lists every setting, in the order viewsetting prints them.
 var Registry = []Setting{
-	{Name: RelayMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: "TLSv1.2",
+	{Name: RelayMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: defaultMinimums.RelayMinimum.String(),
 		Description: "oldest TLS version relays accept on port 4122 (the page's restrictRelayMinimumTLSProtocol)"},
 	{Name: StrongCiphers, Kind: Bool, Allowed: []string{"true", "false"}, Default: "false",
 		Description: "relays and agents keep only ECDHE suites with AEAD ciphers"},
-	{Name: NewNodeMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: "TLSv1.2",
+	{Name: NewNodeMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: defaultMinimums.AgentMinimum.String(),
 		Description: "oldest TLS version agents accept on port 4118"},
-	{Name: ManagerMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: "TLSv1",
+	{Name: ManagerMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: defaultMinimums.ManagerMinimum.String(),
 		Description: "oldest TLS version the Manager's ports accept on top of java.security (TLSv1 leaves java.security in charge)"},
 	{Name: HeartbeatPeriod, Kind: Int, Min: 1, Max: maxHeartbeatMinutes, Unit: "minutes", Default: "10",
 		Description: "how often agents check in with the Manager"},

@@ -19,7 +19,8 @@ type Listener struct {
 	Role Role `json:"role"`
 }
 
-// Default ports.
+// Default ports: the one table of tlsfleet's port numbers, which the Manager, the agent, install and
+// fleetapi's users share.
 const (
 	PortAgent        = 4118
 	PortConsole      = 4119
@@ -42,7 +43,8 @@ func ListenerForPort(port int) (Listener, error) {
 	case PortAgent:
 		return Listener{port, RoleAgent}, nil
 	}
-	return Listener{}, fmt.Errorf("port %d is not a tlsfleet port; use 4119 (console), 4120 (agent channel), 4122 (relay) or 4118 (agent)", port)
+	return Listener{}, fmt.Errorf("port %d is not a tlsfleet port; use %d (console), %d (agent channel), %d (relay) or %d (agent)",
+		port, PortConsole, PortAgentChannel, PortRelay, PortAgent)
 }
 
 // managerPort reports whether java.security applies (it governs every Manager port).

@@ -1,6 +1,9 @@
 package tlspolicy
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Setting names of the fleet-wide settings layer, as dsm_c changesetting spells them.
 const (
@@ -34,8 +37,8 @@ func DefaultSettings() Settings {
 // Validate checks that every minimum is a TLS version tlsfleet can serve.
 func (s Settings) Validate() error {
 	for _, m := range s.minimums() {
-		if *m.v < TLSv1 || *m.v > TLSv1_3 {
-			return fmt.Errorf("%s: %s is not a version tlsfleet serves; use one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3", m.name, *m.v)
+		if !m.v.Served() {
+			return fmt.Errorf("%s: %s is not a version tlsfleet serves; use one of %s", m.name, *m.v, strings.Join(ServedVersionNames(), ", "))
 		}
 	}
 	return nil
@@ -65,7 +68,7 @@ func (s Settings) withDefaults() (Settings, []string) {
 		switch {
 		case *m.v == 0:
 			*m.v = m.def
-		case *m.v < TLSv1 || *m.v > TLSv1_3:
+		case !m.v.Served():
 			warnings = append(warnings, fmt.Sprintf("%s: %s is not a version tlsfleet serves; the default %s applies", m.name, *m.v, m.def))
 			*m.v = m.def
 		}

@@ -49,3 +49,75 @@ func TestParseVersion(t *testing.T) {
 		t.Errorf("unknown version prints %q", s)
 	}
 }
+
+// Every version has its canonical, nmap and prose spellings, and each of them parses back to it.
+func TestVersionSpellings(t *testing.T) {
+	tests := []struct {
+		v                    Version
+		canonical, scan, pro string
+		served               bool
+	}{
+		{SSLv3, "SSLv3", "SSLv3", "SSLv3", false},
+		{TLSv1, "TLSv1", "TLSv1.0", "TLS 1.0", true},
+		{TLSv1_1, "TLSv1.1", "TLSv1.1", "TLS 1.1", true},
+		{TLSv1_2, "TLSv1.2", "TLSv1.2", "TLS 1.2", true},
+		{TLSv1_3, "TLSv1.3", "TLSv1.3", "TLS 1.3", true},
+		{Version(0x7f1c), "0x7f1c", "0x7f1c", "0x7f1c", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.canonical, func(t *testing.T) {
+			if got := tt.v.String(); got != tt.canonical {
+				t.Errorf("String() = %q, want %q", got, tt.canonical)
+			}
+			if got := tt.v.ScanName(); got != tt.scan {
+				t.Errorf("ScanName() = %q, want %q", got, tt.scan)
+			}
+			if got := tt.v.Prose(); got != tt.pro {
+				t.Errorf("Prose() = %q, want %q", got, tt.pro)
+			}
+			if got := tt.v.Served(); got != tt.served {
+				t.Errorf("Served() = %v, want %v", got, tt.served)
+			}
+			if !tt.v.Known() {
+				return
+			}
+			for _, s := range []string{tt.canonical, tt.scan, tt.pro} {
+				if back, err := ParseVersion(s); err != nil || back != tt.v {
+					t.Errorf("ParseVersion(%q) = %v, %v; want %v", s, back, err, tt.v)
+				}
+			}
+		})
+	}
+	if got, want := strings.Join(ServedVersionNames(), ","), "TLSv1,TLSv1.1,TLSv1.2,TLSv1.3"; got != want {
+		t.Errorf("ServedVersionNames() = %s, want %s", got, want)
+	}
+	if got, want := strings.Join(VersionNames(), ","), "SSLv3,TLSv1,TLSv1.1,TLSv1.2,TLSv1.3"; got != want {
+		t.Errorf("VersionNames() = %s, want %s", got, want)
+	}
+}
+
+func TestListenerForPort(t *testing.T) {
+	tests := []struct {
+		port    int
+		want    Role
+		wantErr string
+	}{
+		{PortConsole, RoleConsole, ""},
+		{PortAgentChannel, RoleAgentChannel, ""},
+		{PortRelay, RoleRelay, ""},
+		{PortAgent, RoleAgent, ""},
+		{443, "", "port 443 is not a tlsfleet port; use 4119 (console), 4120 (agent channel), 4122 (relay) or 4118 (agent)"},
+	}
+	for _, tt := range tests {
+		l, err := ListenerForPort(tt.port)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("ListenerForPort(%d) error = %v, want %q", tt.port, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || l != (Listener{tt.port, tt.want}) {
+			t.Errorf("ListenerForPort(%d) = %+v, %v; want role %s", tt.port, l, err, tt.want)
+		}
+	}
+}
