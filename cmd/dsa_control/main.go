@@ -134,21 +134,37 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
+	if err := o.checkMode(positional); err != nil {
+		return nil, err
+	}
+	if err := o.activationArgs(positional, stderr); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkMode checks that one thing to do was given, and that the activation arguments go with -a.
+func (o *options) checkMode(positional []string) error {
 	if o.mode == "" {
-		return nil, bad("say what to do: -a dsm://HOST:4120/ token:TOKEN (activate), -m (check in), -r (reset) or -s (status)")
+		return bad("say what to do: -a dsm://HOST:4120/ token:TOKEN (activate), -m (check in), -r (reset) or -s (status)")
 	}
 	if o.mode != "a" {
 		if len(positional) > 0 {
-			return nil, bad("%q: arguments like token:... go with -a", positional[0])
+			return bad("%q: arguments like token:... go with -a", positional[0])
 		}
 		if o.act.Fingerprint != "" || o.act.TrustOnFirstUse {
-			return nil, bad("-fingerprint and -trust-on-first-use go with -a")
+			return bad("-fingerprint and -trust-on-first-use go with -a")
 		}
 	}
+	return nil
+}
+
+// activationArgs reads the activation arguments (token:T, policyid:P, relaygroupid:G, hostname:H).
+func (o *options) activationArgs(positional []string, stderr io.Writer) error {
 	for _, p := range positional {
 		key, value, ok := strings.Cut(p, ":")
 		if !ok {
-			return nil, bad("%q: expected token:TOKEN, policyid:ID, relaygroupid:ID or hostname:NAME", p)
+			return bad("%q: expected token:TOKEN, policyid:ID, relaygroupid:ID or hostname:NAME", p)
 		}
 		switch strings.ToLower(key) {
 		case "token":
@@ -162,16 +178,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		case "tenantid", "tenantpassword":
 			fmt.Fprintf(stderr, "dsa_control: warning: %s: tlsfleet has no tenants; ignored\n", key)
 		default:
-			return nil, bad("%q: unknown activation argument %q; use token:, policyid:, relaygroupid: or hostname:", p, key)
+			return bad("%q: unknown activation argument %q; use token:, policyid:, relaygroupid: or hostname:", p, key)
 		}
 	}
 	if o.mode == "a" && o.act.Token == "" {
-		return nil, bad("-a needs a token: dsa_control -a %s token:TOKEN (dsm_c -action createactivationtoken makes one)", o.url)
+		return bad("-a needs a token: dsa_control -a %s token:TOKEN (dsm_c -action createactivationtoken makes one)", o.url)
 	}
 	if o.act.Fingerprint != "" && o.act.TrustOnFirstUse {
-		return nil, bad("-fingerprint and -trust-on-first-use contradict each other: the fingerprint already says whom to trust")
+		return bad("-fingerprint and -trust-on-first-use contradict each other: the fingerprint already says whom to trust")
 	}
-	return o, nil
+	return nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
