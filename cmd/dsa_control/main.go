@@ -67,7 +67,42 @@ type options struct {
 // dashes maps the dashes a copied web page may carry to the ASCII one.
 var dashes = strings.NewReplacer("\u2013", "-", "\u2014", "-", "\u2212", "-")
 
+// parse reads a command line: its switches, then the activation arguments (token:... and the like), then
+// the checks that need both.
 func parse(args []string, stderr io.Writer) (*options, error) {
+	o, positional, err := parseSwitches(args, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if o.mode == "help" {
+		return o, nil
+	}
+	if o.mode == "" {
+		return nil, bad("say what to do: -a dsm://HOST:4120/ token:TOKEN (activate), -m (check in), -r (reset) or -s (status)")
+	}
+	if o.mode != "a" {
+		if len(positional) > 0 {
+			return nil, bad("%q: arguments like token:... go with -a", positional[0])
+		}
+		if o.act.Fingerprint != "" || o.act.TrustOnFirstUse {
+			return nil, bad("-fingerprint and -trust-on-first-use go with -a")
+		}
+	}
+	if err := o.activationArgs(positional, stderr); err != nil {
+		return nil, err
+	}
+	if o.mode == "a" && o.act.Token == "" {
+		return nil, bad("-a needs a token: dsa_control -a %s token:TOKEN (dsm_c -action createactivationtoken makes one)", o.url)
+	}
+	if o.act.Fingerprint != "" && o.act.TrustOnFirstUse {
+		return nil, bad("-fingerprint and -trust-on-first-use contradict each other: the fingerprint already says whom to trust")
+	}
+	return o, nil
+}
+
+// parseSwitches reads the switches (-a URL, -m, --dir STATE, ...) into options, and returns the other
+// arguments in their order. -h stops it: the mode is then "help".
+func parseSwitches(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{dir: agent.DefaultDir, output: "text"}
 	setMode := func(m string) error {
 		if o.mode != "" && o.mode != m {
@@ -102,7 +137,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		switch strings.ToLower(name) {
 		case "h", "help":
 			o.mode = "help"
-			return o, nil
+			return o, positional, nil
 		case "a", "activate":
 			if err = setMode("a"); err == nil {
 				o.url, err = needValue()
@@ -131,24 +166,18 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			err = bad("unknown switch %s: dsa_control -h lists them", arg)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if o.mode == "" {
-		return nil, bad("say what to do: -a dsm://HOST:4120/ token:TOKEN (activate), -m (check in), -r (reset) or -s (status)")
-	}
-	if o.mode != "a" {
-		if len(positional) > 0 {
-			return nil, bad("%q: arguments like token:... go with -a", positional[0])
-		}
-		if o.act.Fingerprint != "" || o.act.TrustOnFirstUse {
-			return nil, bad("-fingerprint and -trust-on-first-use go with -a")
-		}
-	}
+	return o, positional, nil
+}
+
+// activationArgs reads -a's arguments: token:TOKEN, policyid:ID, relaygroupid:ID and hostname:NAME.
+func (o *options) activationArgs(positional []string, stderr io.Writer) error {
 	for _, p := range positional {
 		key, value, ok := strings.Cut(p, ":")
 		if !ok {
-			return nil, bad("%q: expected token:TOKEN, policyid:ID, relaygroupid:ID or hostname:NAME", p)
+			return bad("%q: expected token:TOKEN, policyid:ID, relaygroupid:ID or hostname:NAME", p)
 		}
 		switch strings.ToLower(key) {
 		case "token":
@@ -162,16 +191,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		case "tenantid", "tenantpassword":
 			fmt.Fprintf(stderr, "dsa_control: warning: %s: tlsfleet has no tenants; ignored\n", key)
 		default:
-			return nil, bad("%q: unknown activation argument %q; use token:, policyid:, relaygroupid: or hostname:", p, key)
+			return bad("%q: unknown activation argument %q; use token:, policyid:, relaygroupid: or hostname:", p, key)
 		}
 	}
-	if o.mode == "a" && o.act.Token == "" {
-		return nil, bad("-a needs a token: dsa_control -a %s token:TOKEN (dsm_c -action createactivationtoken makes one)", o.url)
-	}
-	if o.act.Fingerprint != "" && o.act.TrustOnFirstUse {
-		return nil, bad("-fingerprint and -trust-on-first-use contradict each other: the fingerprint already says whom to trust")
-	}
-	return o, nil
+	return nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
