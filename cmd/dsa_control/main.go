@@ -6,8 +6,8 @@
 //	dsa_control [--dir STATE] -r                 reset: forget the activation
 //	dsa_control [--dir STATE] -s [-output json]  status
 //
-// It exits 0 on success, 1 on failure and 2 on a usage error. Everything is in internal/agent; `ds_agent
-// --dir STATE` runs the agent itself.
+// It exits 0 on success, 1 on failure and 2 on a usage error. Everything is in internal/agent; `tlsfleet
+// agent --dir STATE` runs the agent itself.
 package main
 
 import (
@@ -48,7 +48,7 @@ Usage:
 
   --dir STATE   the agent's state folder (default var/agent)
 
-Run the agent with: ds_agent --dir STATE
+Run the agent with: tlsfleet agent --dir STATE
 Exit status: 0 success, 1 failure, 2 usage error.
 `
 
@@ -67,7 +67,42 @@ type options struct {
 // dashes maps the dashes a copied web page may carry to the ASCII one.
 var dashes = strings.NewReplacer("\u2013", "-", "\u2014", "-", "\u2212", "-")
 
+// parse reads a command line: its switches, then the activation arguments (token:... and the like), then
+// the checks that need both.
 func parse(args []string, stderr io.Writer) (*options, error) {
+	o, positional, err := parseSwitches(args, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if o.mode == "help" {
+		return o, nil
+	}
+	if o.mode == "" {
+		return nil, bad("say what to do: -a dsm://HOST:4120/ token:TOKEN (activate), -m (check in), -r (reset) or -s (status)")
+	}
+	if o.mode != "a" {
+		if len(positional) > 0 {
+			return nil, bad("%q: arguments like token:... go with -a", positional[0])
+		}
+		if o.act.Fingerprint != "" || o.act.TrustOnFirstUse {
+			return nil, bad("-fingerprint and -trust-on-first-use go with -a")
+		}
+	}
+	if err := o.activationArgs(positional, stderr); err != nil {
+		return nil, err
+	}
+	if o.mode == "a" && o.act.Token == "" {
+		return nil, bad("-a needs a token: dsa_control -a %s token:TOKEN (dsm_c -action createactivationtoken makes one)", o.url)
+	}
+	if o.act.Fingerprint != "" && o.act.TrustOnFirstUse {
+		return nil, bad("-fingerprint and -trust-on-first-use contradict each other: the fingerprint already says whom to trust")
+	}
+	return o, nil
+}
+
+// parseSwitches reads the switches (-a URL, -m, --dir STATE, ...) into options, and returns the other
+// arguments in their order. -h stops it: the mode is then "help".
+func parseSwitches(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{dir: agent.DefaultDir, output: "text"}
 	setMode := func(m string) error {
 		if o.mode != "" && o.mode != m {
@@ -102,7 +137,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		switch strings.ToLower(name) {
 		case "h", "help":
 			o.mode = "help"
-			return o, nil
+			return o, positional, nil
 		case "a", "activate":
 			if err = setMode("a"); err == nil {
 				o.url, err = needValue()
@@ -131,35 +166,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			err = bad("unknown switch %s: dsa_control -h lists them", arg)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if err := o.checkMode(positional); err != nil {
-		return nil, err
-	}
-	if err := o.activationArgs(positional, stderr); err != nil {
-		return nil, err
-	}
-	return o, nil
+	return o, positional, nil
 }
 
-// checkMode checks that one thing to do was given, and that the activation arguments go with -a.
-func (o *options) checkMode(positional []string) error {
-	if o.mode == "" {
-		return bad("say what to do: -a dsm://HOST:4120/ token:TOKEN (activate), -m (check in), -r (reset) or -s (status)")
-	}
-	if o.mode != "a" {
-		if len(positional) > 0 {
-			return bad("%q: arguments like token:... go with -a", positional[0])
-		}
-		if o.act.Fingerprint != "" || o.act.TrustOnFirstUse {
-			return bad("-fingerprint and -trust-on-first-use go with -a")
-		}
-	}
-	return nil
-}
-
-// activationArgs reads the activation arguments (token:T, policyid:P, relaygroupid:G, hostname:H).
+// activationArgs reads -a's arguments: token:TOKEN, policyid:ID, relaygroupid:ID and hostname:NAME.
 func (o *options) activationArgs(positional []string, stderr io.Writer) error {
 	for _, p := range positional {
 		key, value, ok := strings.Cut(p, ":")
@@ -180,12 +193,6 @@ func (o *options) activationArgs(positional []string, stderr io.Writer) error {
 		default:
 			return bad("%q: unknown activation argument %q; use token:, policyid:, relaygroupid: or hostname:", p, key)
 		}
-	}
-	if o.mode == "a" && o.act.Token == "" {
-		return bad("-a needs a token: dsa_control -a %s token:TOKEN (dsm_c -action createactivationtoken makes one)", o.url)
-	}
-	if o.act.Fingerprint != "" && o.act.TrustOnFirstUse {
-		return bad("-fingerprint and -trust-on-first-use contradict each other: the fingerprint already says whom to trust")
 	}
 	return nil
 }
@@ -231,7 +238,7 @@ func do(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if act.PolicyID != "" || act.RelayGroup != "" {
 			fmt.Fprintf(stdout, "  policy:       %s\n  relay group:  %s\n", orNone(act.PolicyID), orNone(act.RelayGroup))
 		}
-		fmt.Fprintf(stdout, "  state folder: %s\nRun the agent with: ds_agent --dir %s\n", o.dir, o.dir)
+		fmt.Fprintf(stdout, "  state folder: %s\nRun the agent with: tlsfleet agent --dir %s\n", o.dir, o.dir)
 		return nil
 	case "m":
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

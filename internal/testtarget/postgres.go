@@ -79,6 +79,41 @@ func Postgres(t testing.TB, cfg PostgresConfig) *Target {
 		t.Fatalf("testtarget %s: bad protocol range %s..%s: %v", cfg.Name, lo, hi, err)
 	}
 
+	dir, data, cert, cred := initPostgres(t, cfg, bin)
+
+	tg := &Target{Name: cfg.Name, ServerOrder: !cfg.ClientOrder, CertKey: cert.Key, CertSig: cert.Sig, Cert: cert,
+		StartTLS: "postgres"}
+	tg.Versions, tg.Suites, err = OpenSSLTruth(openssl, versions, cfg.Ciphers, "", cert.OpenSSLAuth)
+	if err != nil {
+		t.Fatalf("testtarget %s: %v", cfg.Name, err)
+	}
+	for _, v := range tg.Versions {
+		for _, s := range tg.Suites[v] {
+			if strings.HasPrefix(s, "TLS_DHE_") {
+				tg.DHBits = 2048 // PostgreSQL's built-in group when ssl_dh_params_file is empty
+			}
+		}
+	}
+	settings := postgresSettings(cfg, dir, cert, lo, hi)
+	tg.Addr = startProcess(t, cfg.Name, syscall.SIGQUIT, func(port int) *exec.Cmd {
+		args := []string{"-D", data, "-c", "port=" + strconv.Itoa(port)}
+		for _, s := range settings {
+			args = append(args, "-c", s)
+		}
+		cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = dir
+		return cmd
+	})
+	waitPostgres(t, cfg.Name, tg.Addr)
+	return tg
+}
+
+// initPostgres makes the server's directory — its certificate, and a data directory initdb fills — owned
+// by the OS user postgres when running as root (PostgreSQL refuses root), and returns the directory, the
+// data directory, the certificate and the credential to run the server with (nil: the current user).
+func initPostgres(t testing.TB, cfg PostgresConfig, bin string) (string, string, *Cert, *syscall.Credential) {
+	t.Helper()
 	var cred *syscall.Credential
 	var uid, gid = -1, -1
 	if os.Geteuid() == 0 {
@@ -115,20 +150,12 @@ func Postgres(t testing.TB, cfg PostgresConfig) *Target {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("testtarget %s: initdb: %v\n%s", cfg.Name, err, out)
 	}
+	return dir, data, cert, cred
+}
 
-	tg := &Target{Name: cfg.Name, ServerOrder: !cfg.ClientOrder, CertKey: cert.Key, CertSig: cert.Sig, Cert: cert,
-		StartTLS: "postgres"}
-	tg.Versions, tg.Suites, err = OpenSSLTruth(openssl, versions, cfg.Ciphers, "", cert.OpenSSLAuth)
-	if err != nil {
-		t.Fatalf("testtarget %s: %v", cfg.Name, err)
-	}
-	for _, v := range tg.Versions {
-		for _, s := range tg.Suites[v] {
-			if strings.HasPrefix(s, "TLS_DHE_") {
-				tg.DHBits = 2048 // PostgreSQL's built-in group when ssl_dh_params_file is empty
-			}
-		}
-	}
+// postgresSettings are the -c settings of the server: TLS as cfg says, with the certificate, and the
+// socket in dir.
+func postgresSettings(cfg PostgresConfig, dir string, cert *Cert, lo, hi string) []string {
 	pgVersion := func(v string) string {
 		if v == TLSv10 {
 			return "TLSv1"
@@ -151,28 +178,23 @@ func Postgres(t testing.TB, cfg PostgresConfig) *Target {
 	if cfg.MaxProtocol != "" {
 		settings = append(settings, "ssl_max_protocol_version="+pgVersion(hi))
 	}
-	tg.Addr = startProcess(t, cfg.Name, syscall.SIGQUIT, func(port int) *exec.Cmd {
-		args := []string{"-D", data, "-c", "port=" + strconv.Itoa(port)}
-		for _, s := range settings {
-			args = append(args, "-c", s)
-		}
-		cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Dir = dir
-		return cmd
-	})
+	return settings
+}
+
+// waitPostgres waits (up to 20 s) until the server at addr answers an SSLRequest with 'S'.
+func waitPostgres(t testing.TB, name, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := PostgresSSLRequest(tg.Addr)
+		err := PostgresSSLRequest(addr)
 		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testtarget %s: %v", cfg.Name, err)
+			t.Fatalf("testtarget %s: %v", name, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return tg
 }
 
 // orDefault returns s, or def when s is empty.

@@ -5,6 +5,6 @@
 //
 // Names and identifiers (protocol versions, the IANA cipher-suite registry, key-exchange groups) live in
 // versions.go, suites.go and groups.go; parsers in properties.go, javasecurity.go and configprops.go; the
-// layering in effective.go; the prediction of a listener's answer to a ClientHello in evaluate.go; and the
-// server configuration in serverconfig.go.
+// layering in effective.go (types and helpers) and explain.go (its stages); the prediction of a
+// listener's answer to a ClientHello in evaluate.go; and the server configuration in serverconfig.go.
 package tlspolicy

@@ -202,9 +202,7 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 	if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
 		value = value[1 : len(value)-1]
 	}
-	perr := func(entry, msg string) error {
-		return &ParseError{File: prop.File, Line: prop.Line, Msg: fmt.Sprintf("%s entry %q: %s", prop.Key, entry, msg)}
-	}
+	perr := func(entry, msg string) error { return entryError(prop, entry, msg) }
 	if strings.ContainsAny(value, "、，") {
 		return nil, nil, &ParseError{File: prop.File, Line: prop.Line, Msg: fmt.Sprintf("%s uses a full-width comma (、 or ，): separate entries with ASCII commas, e.g. SSLv3, RC4, DH keySize < 1024", prop.Key)}
 	}
@@ -261,46 +259,64 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 			return nil, nil, perr(text, "a * wildcard is allowed only in cipher-suite names starting with TLS_, e.g. TLS_RSA_*")
 		}
 		e.Algorithm, e.upper = name, strings.ToUpper(name)
-		if rest != "" {
-			for _, c := range strings.Split(rest, "&") {
-				c = strings.TrimSpace(c)
-				switch {
-				case keySizeRE.MatchString(c):
-					m := keySizeRE.FindStringSubmatch(c)
-					if f := strings.Fields(c); len(f) != 3 {
-						warns = append(warns, fmt.Sprintf("%s:%d: %s entry %q: a JDK refuses %q (it needs spaces, as in \"keySize %s %s\"); tlsfleet reads it that way", prop.File, prop.Line, prop.Key, text, c, m[1], m[2]))
-					}
-					bits, err := strconv.Atoi(m[2])
-					if err != nil || bits > 1<<20 {
-						return nil, nil, perr(text, "key size out of range")
-					}
-					e.KeySize = append(e.KeySize, KeySizeConstraint{Op: m[1], Bits: bits})
-				case strings.EqualFold(c, "jdkCA"):
-					if e.JDKCA {
-						return nil, nil, perr(text, "jdkCA may appear once per entry")
-					}
-					e.JDKCA = true
-				case denyAfterRE.MatchString(c):
-					if e.DenyAfter != "" {
-						return nil, nil, perr(text, "denyAfter may appear once per entry")
-					}
-					e.DenyAfter = denyAfterRE.FindStringSubmatch(c)[1]
-				case usageRE.MatchString(c):
-					for _, u := range strings.Fields(usageRE.FindStringSubmatch(c)[1]) {
-						i := slices.IndexFunc(usageNames, func(n string) bool { return strings.EqualFold(n, u) })
-						if i < 0 {
-							return nil, nil, perr(text, fmt.Sprintf("unknown usage %q: expected %s", u, strings.Join(usageNames, ", ")))
-						}
-						e.Usage = append(e.Usage, usageNames[i])
-					}
-				default:
-					return nil, nil, perr(text, fmt.Sprintf("constraint %q is not one of: keySize <op> <bits> (op: < <= == != >= >), jdkCA, denyAfter YYYY-MM-DD, usage <type>...; join constraints with &", c)+nonASCIIHint(c))
-				}
-			}
+		w, err := parseConstraints(prop, &e, rest)
+		if err != nil {
+			return nil, nil, err
 		}
+		warns = append(warns, w...)
 		out = append(out, e)
 	}
 	return out, warns, nil
+}
+
+// entryError is a ParseError about one entry of a disabledAlgorithms property.
+func entryError(prop Property, entry, msg string) error {
+	return &ParseError{File: prop.File, Line: prop.Line, Msg: fmt.Sprintf("%s entry %q: %s", prop.Key, entry, msg)}
+}
+
+// parseConstraints reads the constraints that follow an entry's algorithm name ("keySize < 1024 &
+// usage TLSServer"; "" for none) into e.
+func parseConstraints(prop Property, e *DisabledEntry, rest string) ([]string, error) {
+	if rest == "" {
+		return nil, nil
+	}
+	var warns []string
+	for _, c := range strings.Split(rest, "&") {
+		c = strings.TrimSpace(c)
+		switch {
+		case keySizeRE.MatchString(c):
+			m := keySizeRE.FindStringSubmatch(c)
+			if f := strings.Fields(c); len(f) != 3 {
+				warns = append(warns, fmt.Sprintf("%s:%d: %s entry %q: a JDK refuses %q (it needs spaces, as in \"keySize %s %s\"); tlsfleet reads it that way", prop.File, prop.Line, prop.Key, e.Text, c, m[1], m[2]))
+			}
+			bits, err := strconv.Atoi(m[2])
+			if err != nil || bits > 1<<20 {
+				return nil, entryError(prop, e.Text, "key size out of range")
+			}
+			e.KeySize = append(e.KeySize, KeySizeConstraint{Op: m[1], Bits: bits})
+		case strings.EqualFold(c, "jdkCA"):
+			if e.JDKCA {
+				return nil, entryError(prop, e.Text, "jdkCA may appear once per entry")
+			}
+			e.JDKCA = true
+		case denyAfterRE.MatchString(c):
+			if e.DenyAfter != "" {
+				return nil, entryError(prop, e.Text, "denyAfter may appear once per entry")
+			}
+			e.DenyAfter = denyAfterRE.FindStringSubmatch(c)[1]
+		case usageRE.MatchString(c):
+			for _, u := range strings.Fields(usageRE.FindStringSubmatch(c)[1]) {
+				i := slices.IndexFunc(usageNames, func(n string) bool { return strings.EqualFold(n, u) })
+				if i < 0 {
+					return nil, entryError(prop, e.Text, fmt.Sprintf("unknown usage %q: expected %s", u, strings.Join(usageNames, ", ")))
+				}
+				e.Usage = append(e.Usage, usageNames[i])
+			}
+		default:
+			return nil, entryError(prop, e.Text, fmt.Sprintf("constraint %q is not one of: keySize <op> <bits> (op: < <= == != >= >), jdkCA, denyAfter YYYY-MM-DD, usage <type>...; join constraints with &", c)+nonASCIIHint(c))
+		}
+	}
+	return warns, nil
 }
 
 func nonASCIIHint(s string) string {
