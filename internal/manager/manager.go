@@ -123,14 +123,45 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	m := &Manager{opts: o, log: o.Logger}
+	if err := m.prepareFolder(); err != nil {
+		return nil, err
+	}
+	if err := m.openStore(ctx); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.db.Close()
+		}
+	}()
+	m.tel = telemetry.New(m.flushObservations, m.log)
+	m.fleet.pending = map[string]store.CheckIn{}
+	m.ops = ops.New(m.db, m.folder, hooks{m})
+	m.api = api.New(m.ops, m, m.log)
+	m.pusher = newPusher(m.log, m.cert, m.ca.Cert, m.ack, m.recordStatus)
+	if err := m.buildPolicies(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.startListeners(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
+	return m, nil
+}
+
+// prepareFolder makes or opens the install folder, the fleet CA and the server certificate.
+func (m *Manager) prepareFolder() error {
+	o := m.opts
 	cp, hp := cmp.Or(o.ConsolePort, DefaultConsolePort), cmp.Or(o.HeartbeatPort, DefaultAgentPort)
 	created, err := install.Init(o.Dir, cp, hp)
 	if err != nil {
-		return nil, fmt.Errorf("install folder %s: %w", o.Dir, err)
+		return fmt.Errorf("install folder %s: %w", o.Dir, err)
 	}
 	m.FirstStart = created
 	if m.folder, err = install.Open(o.Dir); err != nil {
-		return nil, err
+		return err
 	}
 	if o.ConsolePort != 0 {
 		m.folder.ConsolePort = o.ConsolePort
@@ -139,7 +170,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		m.folder.HeartbeatPort = o.HeartbeatPort
 	}
 	if m.ca, err = pki.LoadOrCreateCA(m.folder.Dir); err != nil {
-		return nil, err
+		return err
 	}
 	hosts := []string{}
 	if h, err := os.Hostname(); err == nil {
@@ -148,61 +179,57 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.Listen != "" {
 		hosts = append(hosts, o.Listen)
 	}
-	cert, err := m.ca.LoadOrCreateServer(m.folder.Dir, o.KeyType, hosts)
-	if err != nil {
-		return nil, err
-	}
+	m.cert, err = m.ca.LoadOrCreateServer(m.folder.Dir, o.KeyType, hosts)
+	return err
+}
+
+// openStore opens the database and makes the first admin (and, for tests and demonstrations, stores
+// the heartbeat interval given by --heartbeat-seconds).
+func (m *Manager) openStore(ctx context.Context) error {
 	db, err := store.Open(ctx, m.folder.DBPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.db = db
-	ok := false
-	defer func() {
-		if !ok {
-			m.db.Close()
-		}
-	}()
-	if err := m.bootstrapAdmin(ctx); err != nil {
-		return nil, err
+	err = m.bootstrapAdmin(ctx)
+	if err == nil && m.opts.HeartbeatSeconds > 0 {
+		_, _, err = m.db.SetSetting(ctx, settings.HeartbeatSeconds, strconv.Itoa(m.opts.HeartbeatSeconds), "tlsfleet manager --heartbeat-seconds")
 	}
-	if o.HeartbeatSeconds > 0 {
-		if _, _, err := m.db.SetSetting(ctx, settings.HeartbeatSeconds, strconv.Itoa(o.HeartbeatSeconds), "tlsfleet manager --heartbeat-seconds"); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		db.Close()
 	}
-	m.tel = telemetry.New(m.flushObservations, m.log)
-	m.cert = cert
-	m.fleet.pending = map[string]store.CheckIn{}
-	m.ops = ops.New(m.db, m.folder, hooks{m})
-	m.api = api.New(m.ops, m, m.log)
-	m.pusher = newPusher(m.log, cert, m.ca.Cert, m.ack, m.recordStatus)
+	return err
+}
 
+// buildPolicies computes both ports' first policies from the files and the settings, and logs what the
+// policy engine warns about.
+func (m *Manager) buildPolicies(ctx context.Context) error {
 	pool := x509.NewCertPool()
 	pool.AddCert(m.ca.Cert)
 	obs := observe
-	if o.NoTelemetry {
+	if m.opts.NoTelemetry {
 		obs = nil
 	}
 	// Note what the files and settings are before reading them: a change made from here on is seen by
 	// the first poll.
 	m.fileStamp = m.stamp()
+	var err error
 	if m.settingsVer, err = m.db.SettingsVersion(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	layers, err := m.loadLayers(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	layers.Cert, _ = tlspolicy.CertInfoOf(cert)
+	layers.Cert, _ = tlspolicy.CertInfoOf(m.cert)
 	if m.console, err = tlspolicy.NewServer(tlspolicy.Effective(m.consoleListener(), layers),
-		tlspolicy.ServerOptions{Certificate: cert, NextProtos: []string{"http/1.1"}, Observer: obs}); err != nil {
-		return nil, err
+		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs}); err != nil {
+		return err
 	}
 	if m.agents, err = tlspolicy.NewServer(tlspolicy.Effective(m.agentListener(), layers),
-		tlspolicy.ServerOptions{Certificate: cert, NextProtos: []string{"http/1.1"}, Observer: obs,
+		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs,
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}); err != nil {
-		return nil, err
+		return err
 	}
 	seen := map[string]bool{}
 	for _, w := range append(tlspolicy.Explain(m.consoleListener(), layers).Policy.Warnings, tlspolicy.Explain(m.agentListener(), layers).Policy.Warnings...) {
@@ -215,29 +242,33 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 			}
 		}
 	}
+	return nil
+}
 
+// startListeners opens both ports and starts the background work: telemetry flushes, policy watching,
+// the fleet loop and the pusher.
+func (m *Manager) startListeners(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel, m.runCtx = cancel, rctx
+	var err error
 	if m.consoleLn, err = m.listen(m.folder.ConsolePort, m.console); err != nil {
 		cancel()
-		return nil, err
+		return err
 	}
 	if m.agentLn, err = m.listen(m.folder.HeartbeatPort, m.agents); err != nil {
 		m.consoleLn.Close()
 		cancel()
-		return nil, err
+		return err
 	}
 	m.serve(m.consoleLn, m.consoleHandler())
 	m.serve(m.agentLn, m.agentHandler())
 	m.pusher.run(rctx)
 	m.release(rctx) // policies of new computers, and of all when settings changed while stopped
 	m.wg.Add(3)
-	go func() { defer m.wg.Done(); m.tel.Run(rctx, o.FlushInterval) }()
+	go func() { defer m.wg.Done(); m.tel.Run(rctx, m.opts.FlushInterval) }()
 	go func() { defer m.wg.Done(); m.watch(rctx) }()
 	go func() { defer m.wg.Done(); m.fleetLoop(rctx) }()
-	ok = true
-	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
-	return m, nil
+	return nil
 }
 
 func (m *Manager) consoleListener() tlspolicy.Listener {
