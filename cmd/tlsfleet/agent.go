@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"tlsfleet/internal/agent"
+	"tlsfleet/internal/listener"
 )
 
 const agentUsage = `tlsfleet agent --dir STATE [flags] — run the agent (activate it first: dsa_control -a)
@@ -22,6 +23,11 @@ const agentUsage = `tlsfleet agent --dir STATE [flags] — run the agent (activa
                            from before TLS 1.2 did, reports Legacy and, unless --report-version says otherwise,
                            version 9.6.0; every log line says "legacy simulator"
   --report-version V       the agent version reported to the Manager (default 1.0.0)
+  --max-conns N            connections each of the agent's ports holds open at once, 1 to 1000000
+                           (default 256 on the agent port, 16384 on the relay port)
+  --max-conns-per-address N
+                           connections one client address may hold on each port, at most --max-conns
+                           (default 64 on the agent port, 4096 on the relay port: agents behind one NAT)
   --log-json               log JSON lines instead of text
 
 It runs until interrupted; the log goes to stderr.
@@ -40,6 +46,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.ReportVersion, "report-version", "", "the agent version to report")
 	fs.StringVar(&o.ActivationFingerprint, "activation-fingerprint", "", "let a Manager whose fleet CA has this SHA-256 activate this agent (dsm_c addcomputer -activate)")
 	fs.BoolVar(&o.AcceptAnyActivation, "accept-any-activation", false, "let the first Manager that offers activate this agent (trust on first use)")
+	fs.Var(listener.LimitFlag(&o.MaxConns), "max-conns", "connections each port holds open at once")
+	fs.Var(listener.LimitFlag(&o.MaxConnsPerAddress), "max-conns-per-address", "connections one client address may hold on each port")
 	logJSON := fs.Bool("log-json", false, "log JSON lines")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

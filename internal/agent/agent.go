@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/tlspolicy"
 )
 
@@ -46,6 +47,12 @@ type Options struct {
 	// StateCheck is how often the agent looks at state.json for changes made by dsa_control (-m stores a
 	// policy, -r resets, -a activates); default 2 s.
 	StateCheck time.Duration
+	// MaxConns and MaxConnsPerAddress bound the connections each of the agent's ports (4118, and 4122 on
+	// a relay) holds open, in all and from one client address (--max-conns, --max-conns-per-address);
+	// 0 keeps each port's default (listener.DefaultLimits: 4118 256 and 64, 4122 16,384 and 4,096).
+	MaxConns, MaxConnsPerAddress int
+
+	onHandshake func(listener.Observation) // tests: every observation of the ports, once counted
 }
 
 // Agent is a running agent. It survives resets: after dsa_control -r it closes its ports and waits for
@@ -53,6 +60,7 @@ type Options struct {
 type Agent struct {
 	o         Options
 	legacyMax tlspolicy.Version
+	limits    map[tlspolicy.Role]listener.Limits
 	version   string
 	log       *slog.Logger
 	prefix    string
@@ -91,7 +99,11 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	if o.StateCheck <= 0 {
 		o.StateCheck = 2 * time.Second
 	}
-	a := &Agent{o: o, legacyMax: legacyMax, version: o.ReportVersion, log: o.Logger, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	limits, err := portLimits(o)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{o: o, legacyMax: legacyMax, limits: limits, version: o.ReportVersion, log: o.Logger, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -280,6 +292,8 @@ type session struct {
 	agentSrv *tlsServer
 	relaySrv *tlsServer
 	verified map[string]fileStamp // bundles hashed on disk and found intact
+	hs       *handshakeLog        // what the ports saw since the last accepted heartbeat
+	hsSent   hsSent               // what the heartbeat in flight carries (heartbeat loop only)
 	lowest   tlspolicy.Version    // legacy: the oldest version the Manager accepts (probed once)
 	probed   bool
 	quiet    bool // manager-initiated: heartbeats paused (logged once)
@@ -290,7 +304,7 @@ func (a *Agent) newSession(ctx context.Context, id *identity, st *State) (*sessi
 	if err != nil {
 		return nil, err
 	}
-	s := &session{a: a, id: id, cert: ci, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}}
+	s := &session{a: a, id: id, cert: ci, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}, hs: newHandshakeLog(a.o.onHandshake)}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.client = newManagerClient(id, a.legacyMax)
 	s.relayClient = newRelayClient(id, a.legacyMax)
@@ -388,6 +402,7 @@ func (s *session) body(st *State) fleetapi.Heartbeat {
 	if st.Policy != nil {
 		hb.PolicyFingerprint = st.Policy.Fingerprint()
 	}
+	s.attachHandshakes(&hb)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.agentSrv != nil {
@@ -451,6 +466,7 @@ func (s *session) beat(ctx context.Context) beatResult {
 		}
 		s.probed = false
 		s.mu.Unlock()
+		s.handshakesDelivered()
 	}
 	r := beatResult{outcome: outcomeOK, interval: s.heartbeatInterval()}
 	var me *ManagerError
