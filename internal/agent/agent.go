@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/tlspolicy"
 )
 
@@ -42,6 +43,12 @@ type Options struct {
 	// StateCheck is how often the agent looks at state.json for changes made by dsa_control (-m stores a
 	// policy, -r resets, -a activates); default 2 s.
 	StateCheck time.Duration
+	// MaxConns and MaxConnsPerAddress bound the connections each of the agent's ports (4118, and 4122 on
+	// a relay) holds open, in all and from one client address (--max-conns, --max-conns-per-address);
+	// 0 keeps each port's default (listener.DefaultLimits: 4118 256 and 64, 4122 16,384 and 4,096).
+	MaxConns, MaxConnsPerAddress int
+
+	onHandshake func(listener.Observation) // tests: every observation of the ports, once counted
 }
 
 // Agent is a running agent. It survives resets: after dsa_control -r it closes its ports and waits for
@@ -49,6 +56,7 @@ type Options struct {
 type Agent struct {
 	o         Options
 	legacyMax tlspolicy.Version
+	limits    map[tlspolicy.Role]listener.Limits
 	version   string
 	log       *slog.Logger
 	prefix    string
@@ -87,7 +95,11 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	if o.StateCheck <= 0 {
 		o.StateCheck = 2 * time.Second
 	}
-	a := &Agent{o: o, legacyMax: legacyMax, version: o.ReportVersion, log: o.Logger, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	limits, err := portLimits(o)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{o: o, legacyMax: legacyMax, limits: limits, version: o.ReportVersion, log: o.Logger, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}

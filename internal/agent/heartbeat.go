@@ -166,7 +166,7 @@ func heartbeatOnce(ctx context.Context, dir, guid string, client *http.Client, b
 	st.LastHeartbeat = time.Now().UTC()
 	st.NegotiatedTLS = res.TLSVersion
 	st.LastError, st.LastErrorAt = "", time.Time{}
-	hb.Seq = 0
+	hb.Seq, hb.Handshakes, hb.HandshakesDropped = 0, nil, 0 // counts are reported once, never again by dsa_control -m
 	st.Reported = &hb
 	var applyErr error
 	if p := hr.Policy; p != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/tlspolicy"
 )
 
@@ -52,7 +53,9 @@ func listenerPolicy(role tlspolicy.Role, port int, ts fleetapi.TLSSettings, cert
 }
 
 // startServer binds addr and serves handler with the role's TLS policy: on 4118 mutual TLS with the
-// Manager's certificate only, on the relay port client certificates from the fleet CA when given.
+// Manager's certificate only, on the relay port client certificates from the fleet CA when given. The
+// hardened listener bounds its connections (Options.MaxConns, MaxConnsPerAddress) and counts its
+// handshakes for the heartbeats.
 func (s *session) startServer(role tlspolicy.Role, addr string, ts fleetapi.TLSSettings, handler http.Handler) (*tlsServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -64,7 +67,8 @@ func (s *session) startServer(role tlspolicy.Role, addr string, ts fleetapi.TLSS
 		ln.Close()
 		return nil, err
 	}
-	opts := tlspolicy.ServerOptions{Certificate: s.id.server, ClientCAs: s.id.pool, NextProtos: []string{"http/1.1"}, ClientAuth: tls.VerifyClientCertIfGiven}
+	opts := tlspolicy.ServerOptions{Certificate: s.id.server, ClientCAs: s.id.pool, NextProtos: []string{"http/1.1"}, ClientAuth: tls.VerifyClientCertIfGiven,
+		Observer: listener.Observe}
 	if role == tlspolicy.RoleAgent {
 		opts.ClientAuth = tls.RequireAndVerifyClientCert
 	}
@@ -105,8 +109,14 @@ func (s *session) startServer(role tlspolicy.Role, addr string, ts fleetapi.TLSS
 		hs.WriteTimeout = 30 * time.Second // bundles on the relay port may take longer
 	}
 	hs.ErrorLog.SetPrefix(s.a.prefix + name + ": ")
-	srv := &tlsServer{role: role, want: addr, addr: ln.Addr().String(), port: port, tls: ts, pol: pol, ln: ln, http: hs}
-	go hs.Serve(tls.NewListener(ln, cfg))
+	l, err := listener.New(ln, listener.Config{TLS: cfg, Port: port, Role: role, Limits: s.a.limits[role], Recorder: s.hs,
+		Log: s.a.log, ServerNames: listener.CertNames(s.id.server)})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := &tlsServer{role: role, want: addr, addr: ln.Addr().String(), port: port, tls: ts, pol: pol, ln: l, http: hs}
+	go hs.Serve(l)
 	return srv, nil
 }
 

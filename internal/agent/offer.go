@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/listener"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // serveOffers listens on the agent port while the agent is not activated, for a Manager-initiated
@@ -41,11 +43,17 @@ func (a *Agent) serveOffers(ctx context.Context) func() {
 		a.warn("no activation-offer listener: the agent port is taken", "listen", a.o.Listen, "err", err)
 		return func() {}
 	}
+	l, err := listener.New(ln, listener.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Role: tlspolicy.RoleAgent, Limits: a.limits[tlspolicy.RoleAgent], Log: a.log})
+	if err != nil {
+		ln.Close()
+		a.warn("no activation-offer listener", "err", err)
+		return func() {}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+fleetapi.PathActivationOffer, func(w http.ResponseWriter, r *http.Request) { a.acceptOffer(ctx, w, r) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	go srv.ServeTLS(ln, "", "")
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	go srv.Serve(l)
 	a.info("waiting for an activation: dsa_control -a here, or the Manager's addcomputer -activate on " + ln.Addr().String())
 	var once sync.Once
 	return func() { once.Do(func() { srv.Close() }) }

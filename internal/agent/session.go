@@ -37,6 +37,8 @@ type session struct {
 	agentSrv *tlsServer
 	relaySrv *tlsServer
 	verified map[string]fileStamp // bundles hashed on disk and found intact
+	hs       *handshakeLog        // what the ports saw since the last accepted heartbeat
+	hsSent   hsSent               // what the heartbeat in flight carries (heartbeat loop only)
 	lowest   tlspolicy.Version    // legacy: the oldest version the Manager accepts (probed once)
 	probed   bool
 	quiet    bool // manager-initiated: heartbeats paused (logged once)
@@ -47,7 +49,7 @@ func (a *Agent) newSession(ctx context.Context, id *identity, st *State) (*sessi
 	if err != nil {
 		return nil, err
 	}
-	s := &session{a: a, id: id, cert: ci, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}}
+	s := &session{a: a, id: id, cert: ci, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}, hs: newHandshakeLog(a.o.onHandshake)}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.client = newManagerClient(id, a.legacyMax)
 	s.relayClient = newRelayClient(id, a.legacyMax)
@@ -145,6 +147,7 @@ func (s *session) body(st *State) fleetapi.Heartbeat {
 	if st.Policy != nil {
 		hb.PolicyFingerprint = st.Policy.Fingerprint()
 	}
+	s.attachHandshakes(&hb)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.agentSrv != nil {
@@ -208,6 +211,7 @@ func (s *session) beat(ctx context.Context) beatResult {
 		}
 		s.probed = false
 		s.mu.Unlock()
+		s.handshakesDelivered()
 	}
 	r := beatResult{outcome: outcomeOK, interval: s.heartbeatInterval()}
 	var me *ManagerError

@@ -80,7 +80,36 @@ type Heartbeat struct {
 	Relay  *RelayStatus `json:"relay,omitempty"`
 	// Legacy marks the legacy simulator.
 	Legacy bool `json:"legacy,omitempty"`
+	// Handshakes are what the agent's own ports (4118, a relay's 4122) saw since its last accepted
+	// heartbeat, at most MaxHandshakeCounts; HandshakesDropped counts those that did not fit.
+	Handshakes        []HandshakeCount `json:"handshakes,omitempty"`
+	HandshakesDropped int64            `json:"handshakes_dropped,omitempty"`
 }
+
+// HandshakeCount counts the TLS handshakes one of an agent's ports saw that share a key. Outcome is
+// accepted, rejected (by the TLS policy) or failed; versions are named as in TLSSettings (TLSv1.2).
+type HandshakeCount struct {
+	Port       int    `json:"port"`
+	ClientIP   string `json:"client_ip"`
+	SNI        string `json:"sni,omitempty"`
+	AgentGUID  string `json:"agent_guid,omitempty"` // the CommonName of the client's certificate
+	OfferedMax string `json:"offered_max,omitempty"`
+	Version    string `json:"version,omitempty"`
+	Suite      string `json:"cipher_suite,omitempty"`
+	Outcome    string `json:"outcome"`
+	Reason     string `json:"reason,omitempty"`
+	Count      int64  `json:"count"`
+	FirstSeen  string `json:"first_seen"` // RFC 3339
+	LastSeen   string `json:"last_seen"`
+}
+
+// Bounds of a heartbeat's handshake counts: an agent keeps at most MaxHandshakeCounts distinct keys
+// between two accepted heartbeats and cuts every string to MaxHandshakeField bytes; the Manager skips
+// what exceeds them.
+const (
+	MaxHandshakeCounts = 1000
+	MaxHandshakeField  = 256
+)
 
 // RelayStatus is what a relay reports.
 type RelayStatus struct {

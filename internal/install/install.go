@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -29,6 +30,11 @@ const (
 	KeyHeartbeatPort = "managerPort"
 	KeyDatabaseType  = "database.type"
 	KeyDatabaseName  = "database.name"
+	// KeyMaxConnections and KeyMaxConnectionsPerAddress bound the connections each of the Manager's ports
+	// holds open, in all and from one client address (listener.Limits); unset, each port keeps its own
+	// default (listener.DefaultLimits). The flags --max-conns and --max-conns-per-address override them.
+	KeyMaxConnections           = "maxConnections"
+	KeyMaxConnectionsPerAddress = "maxConnectionsPerAddress"
 )
 
 // Folder is an install folder.
@@ -43,6 +49,7 @@ type Folder struct {
 func (f *Folder) Path(name string) string { return filepath.Join(f.Dir, name) }
 
 func defaultConfig(consolePort, heartbeatPort int) string {
+	console, agents := listener.DefaultLimits(tlspolicy.RoleConsole), listener.DefaultLimits(tlspolicy.RoleAgentChannel)
 	return fmt.Sprintf(`# configuration.properties — this tlsfleet Manager's local settings.
 # Ports of the console/REST API and of the agent channel:
 %s=%d
@@ -53,7 +60,38 @@ func defaultConfig(consolePort, heartbeatPort int) string {
 # The page's "GUI port only" procedure adds, for port %d alone:
 #   protocols=TLSv1.2,TLSv1.3
 #   ciphers=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-`, KeyConsolePort, consolePort, KeyHeartbeatPort, heartbeatPort, KeyDatabaseType, KeyDatabaseName, DefaultDBFile, consolePort)
+# Connections each port holds open at once, in all and from one client address (many agents may share
+# one NAT address), read at start; --max-conns and --max-conns-per-address override them. Unset, port %d
+# holds %d (%d from one address) and port %d holds %d (%d from one address). Each value is 1 to %d; set
+# both ports' limits with, for example:
+#   %s=%d
+#   %s=%d
+`, KeyConsolePort, consolePort, KeyHeartbeatPort, heartbeatPort, KeyDatabaseType, KeyDatabaseName, DefaultDBFile, consolePort,
+		consolePort, console.Total, console.PerAddress, heartbeatPort, agents.Total, agents.PerAddress, listener.MaxLimit,
+		KeyMaxConnections, agents.Total, KeyMaxConnectionsPerAddress, agents.PerAddress)
+}
+
+// ConnLimits reads the connection limits configuration.properties sets (an Override's Value is 0 when
+// its key is absent). A value that is not a whole number from 1 to listener.MaxLimit is an error naming
+// the file, line and key.
+func ConnLimits(cp *tlspolicy.ConfigProperties) (total, perAddress listener.Override, err error) {
+	read := func(key string) (listener.Override, error) {
+		pr, ok := cp.Props.Get(key)
+		if !ok {
+			return listener.Override{Name: key}, nil
+		}
+		at := fmt.Sprintf("%s:%d", pr.File, pr.Line)
+		n, err := listener.ParseLimit(key, pr.Value)
+		if err != nil {
+			return listener.Override{}, fmt.Errorf("%s: %w", at, err)
+		}
+		return listener.Override{Value: n, Name: key, At: at}, nil
+	}
+	if total, err = read(KeyMaxConnections); err != nil {
+		return total, perAddress, err
+	}
+	perAddress, err = read(KeyMaxConnectionsPerAddress)
+	return total, perAddress, err
 }
 
 // Init prepares dir for a Manager: on first start it writes configuration.properties and java.security

@@ -129,6 +129,7 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if hb.Legacy {
 		m.log.Info("heartbeat from the legacy simulator", "guid", st.c.GUID, "tls", tlspolicy.Version(r.TLS.Version).String())
 	}
+	m.recordHandshakes(st.c.GUID, &hb)
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -25,6 +25,7 @@ import (
 	"tlsfleet/internal/api"
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
@@ -67,8 +68,11 @@ type Options struct {
 	FlushInterval time.Duration
 	// HandshakeTimeout and HeaderTimeout bound slow clients (default 10 s each).
 	HandshakeTimeout, HeaderTimeout time.Duration
-	// MaxConns bounds open connections per port (default 4096).
-	MaxConns int
+	// MaxConns and MaxConnsPerAddress bound the connections each port holds open, in all and from one
+	// client address (--max-conns, --max-conns-per-address); they override configuration.properties'
+	// maxConnections and maxConnectionsPerAddress. 0 leaves each port its limits from the file, else its
+	// defaults (listener.DefaultLimits: 4119 4,096 and 512, 4120 120,000 and 8,192).
+	MaxConns, MaxConnsPerAddress int
 	// NoTelemetry turns handshake counting off (for benchmarks).
 	NoTelemetry bool
 	// HeartbeatSeconds, when set, stores settings.configuration.heartbeatPeriodSeconds (tests, demonstrations).
@@ -87,7 +91,8 @@ type Manager struct {
 	console *tlspolicy.Server
 	agents  *tlspolicy.Server
 
-	consoleLn, agentLn *tlsListener
+	consoleLn, agentLn *listener.Listener
+	limits             map[tlspolicy.Role]listener.Limits // of both ports, from the flags, configuration.properties and the defaults
 	cert               tls.Certificate
 	fleet              fleetState
 	flushMu            sync.Mutex
@@ -118,7 +123,6 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	o.FlushInterval = cmp.Or(o.FlushInterval, DefaultFlushInterval)
 	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
 	o.HeaderTimeout = cmp.Or(o.HeaderTimeout, DefaultHeaderTimeout)
-	o.MaxConns = cmp.Or(o.MaxConns, DefaultMaxConns)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -169,6 +173,9 @@ func (m *Manager) prepareFolder() error {
 	if o.HeartbeatPort != 0 {
 		m.folder.HeartbeatPort = o.HeartbeatPort
 	}
+	if m.limits, err = m.portLimits(); err != nil {
+		return err // before the database or a port is touched
+	}
 	if m.ca, err = pki.LoadOrCreateCA(m.folder.Dir); err != nil {
 		return err
 	}
@@ -206,7 +213,7 @@ func (m *Manager) openStore(ctx context.Context) error {
 func (m *Manager) buildPolicies(ctx context.Context) error {
 	pool := x509.NewCertPool()
 	pool.AddCert(m.ca.Cert)
-	obs := observe
+	obs := tlspolicy.Observer(listener.Observe)
 	if m.opts.NoTelemetry {
 		obs = nil
 	}
@@ -279,36 +286,19 @@ func (m *Manager) agentListener() tlspolicy.Listener {
 	return tlspolicy.Listener{Port: m.folder.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}
 }
 
-func (m *Manager) listen(port int, srv *tlspolicy.Server) (*tlsListener, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(m.opts.Listen, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("listen on port %d: %w (change %s in %s or pass a port flag)", port, err, install.KeyConsolePort, install.ConfigFile)
-	}
-	tel := m.tel
-	if m.opts.NoTelemetry {
-		tel = telemetry.New(func(context.Context, []telemetry.Observation) error { return nil }, nil)
-	}
-	var names []string
-	if leaf, err := x509.ParseCertificate(m.cert.Certificate[0]); err == nil {
-		for _, n := range leaf.DNSNames {
-			names = append(names, strings.ToLower(n))
-		}
-		for _, ip := range leaf.IPAddresses {
-			names = append(names, ip.String())
-		}
-	}
-	return newTLSListener(ln, port, srv.TLSConfig(), tel, m.opts.HandshakeTimeout, m.opts.MaxConns, m.log, names), nil
+func (m *Manager) listen(port int, srv *tlspolicy.Server) (*listener.Listener, error) {
+	return m.newListener(port, srv)
 }
 
-func (m *Manager) serve(l *tlsListener, h http.Handler) {
-	hs := l.httpServer(h, m.opts.HeaderTimeout)
+func (m *Manager) serve(l *listener.Listener, h http.Handler) {
+	hs := httpServer(l, h, m.opts.HeaderTimeout)
 	hs.ErrorLog = slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)
 	m.servers = append(m.servers, hs)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-			m.log.Error("listener stopped", "port", l.port, "err", err)
+			m.log.Error("listener stopped", "port", l.Port(), "err", err)
 		}
 	}()
 }
@@ -361,7 +351,7 @@ func (m *Manager) flushObservations(ctx context.Context, batch []telemetry.Obser
 	for i, o := range batch {
 		obs[i] = store.Observation{Port: o.Port, ClientIP: o.ClientIP, SNI: o.SNI, UserAgent: o.UserAgent, AgentGUID: o.AgentGUID,
 			OfferedMax: o.OfferedMax, Version: o.Version, Suite: o.Suite, Outcome: o.Outcome, Reason: o.Reason, Count: o.Count,
-			FirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano), LastSeen: o.LastSeen.UTC().Format(time.RFC3339Nano)}
+			FirstSeen: o.FirstSeen.UTC().Format(time.RFC3339Nano), LastSeen: o.LastSeen.UTC().Format(time.RFC3339Nano), Node: o.Node}
 	}
 	return m.db.AddObservations(ctx, obs)
 }

@@ -13,10 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-	"tlsfleet/internal/telemetry"
 
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
@@ -400,42 +398,6 @@ func TestTelemetrySNI(t *testing.T) {
 		}
 		return names["localhost"] == 1 && names["other"] == 2 && len(names) == 2
 	})
-}
-
-// flakyListener fails its first Accept calls, as a listener out of file descriptors does.
-type flakyListener struct {
-	net.Listener
-	fails int
-}
-
-func (f *flakyListener) Accept() (net.Conn, error) {
-	if f.fails > 0 {
-		f.fails--
-		return nil, &net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	}
-	return f.Listener.Accept()
-}
-
-// An accept error does not close the port for good.
-func TestAcceptErrorsAreRetried(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := testtarget.NewCert(t, testtarget.ECDSAP256).TLS
-	tel := telemetry.New(func(context.Context, []telemetry.Observation) error { return nil }, nil)
-	l := newTLSListener(&flakyListener{Listener: ln, fails: 3}, 1, &tls.Config{Certificates: []tls.Certificate{cert}}, tel, time.Second, 8, slog.New(slog.DiscardHandler), nil)
-	defer l.Close()
-	go func() {
-		if c, err := l.Accept(); err == nil {
-			c.Close()
-		}
-	}()
-	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatalf("the port stopped after accept errors: %v", err)
-	}
-	c.Close()
 }
 
 // One address holds at most an eighth of the connection slots: the rest of its connections are closed

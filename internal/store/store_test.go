@@ -82,6 +82,35 @@ func TestObservationsAggregate(t *testing.T) {
 	}
 }
 
+// The reporting node is part of an observation's key: two relays that saw the same client keep a row each,
+// apart from the Manager's own.
+func TestObservationsByNode(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := t.Context()
+	o := Observation{Port: 4122, ClientIP: "10.0.0.9", OfferedMax: "TLSv1.3", Version: "TLSv1.3", Suite: "TLS_AES_128_GCM_SHA256", Outcome: "accepted", Count: 3,
+		FirstSeen: "2026-11-27T00:00:00Z", LastSeen: "2026-11-27T00:00:01Z"}
+	var batch []Observation
+	for _, node := range []string{"", "relay-1", "relay-2", "relay-1"} {
+		n := o
+		n.Node = node
+		batch = append(batch, n)
+	}
+	if err := db.AddObservations(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Observations(ctx, "2026-11-26T00:00:00Z", 4122)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, g := range got {
+		counts[g.Node] += g.Count
+	}
+	if len(got) != 3 || counts[""] != 3 || counts["relay-1"] != 6 || counts["relay-2"] != 3 {
+		t.Errorf("rows by node %v from %+v", counts, got)
+	}
+}
+
 // A release is written only over the policy it was computed from: a concurrent one wins, not the stale.
 func TestReleaseCompareAndSet(t *testing.T) {
 	db, _ := openTemp(t)

@@ -17,6 +17,9 @@ type Observation struct {
 	Count      int64  `json:"count"`
 	FirstSeen  string `json:"first_seen"`
 	LastSeen   string `json:"last_seen"`
+	// Node is the fleet member whose port saw the handshakes: empty for the Manager's own ports, a
+	// relay's or agent's GUID for what its heartbeats reported.
+	Node string `json:"node,omitempty"`
 }
 
 // AddObservations adds a batch of counts in one transaction.
@@ -30,9 +33,9 @@ func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
 	}
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO tls_observations
-		(port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite, outcome, reason, count, first_seen, last_seen)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-		ON CONFLICT (port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite, outcome)
+		(port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite, outcome, reason, count, first_seen, last_seen, node)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite, outcome, node)
 		DO UPDATE SET count = tls_observations.count + excluded.count, last_seen = excluded.last_seen, reason = excluded.reason`)
 	if err != nil {
 		return err
@@ -40,7 +43,7 @@ func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
 	defer stmt.Close()
 	for _, o := range obs {
 		if _, err := stmt.ExecContext(ctx, o.Port, o.ClientIP, o.SNI, o.UserAgent, o.AgentGUID, o.OfferedMax, o.Version, o.Suite,
-			o.Outcome, o.Reason, o.Count, o.FirstSeen, o.LastSeen); err != nil {
+			o.Outcome, o.Reason, o.Count, o.FirstSeen, o.LastSeen, o.Node); err != nil {
 			return err
 		}
 	}
@@ -61,7 +64,7 @@ func (s *DB) PruneObservations(ctx context.Context, before string) (int64, error
 // newest first, at most 10,000.
 func (s *DB) Observations(ctx context.Context, since string, port int) ([]Observation, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT port, client_ip, sni, user_agent, agent_guid, offered_max, version, cipher_suite,
-		outcome, reason, count, first_seen, last_seen FROM tls_observations
+		outcome, reason, count, first_seen, last_seen, node FROM tls_observations
 		WHERE last_seen >= $1 AND ($2 = 0 OR port = $2) ORDER BY last_seen DESC, port LIMIT 10000`, since, port)
 	if err != nil {
 		return nil, err
@@ -71,7 +74,7 @@ func (s *DB) Observations(ctx context.Context, since string, port int) ([]Observ
 	for rows.Next() {
 		var o Observation
 		if err := rows.Scan(&o.Port, &o.ClientIP, &o.SNI, &o.UserAgent, &o.AgentGUID, &o.OfferedMax, &o.Version, &o.Suite,
-			&o.Outcome, &o.Reason, &o.Count, &o.FirstSeen, &o.LastSeen); err != nil {
+			&o.Outcome, &o.Reason, &o.Count, &o.FirstSeen, &o.LastSeen, &o.Node); err != nil {
 			return nil, err
 		}
 		out = append(out, o)

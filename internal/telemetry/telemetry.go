@@ -1,7 +1,9 @@
 // Package telemetry counts TLS handshakes as the Manager's listeners see them — every ClientHello,
 // rejected or not, and every finished handshake — by port, client identity, offered maximum version,
 // negotiated version, suite and outcome. Counts are kept in memory and flushed to a sink (the store) in
-// batches, so the handshake path never waits for the database; a Prometheus counter mirrors them.
+// batches, so the handshake path never waits for the database; a Prometheus counter mirrors them. Relays
+// and agents report what their own ports (4122, 4118) saw with their heartbeats; AddReported validates those
+// counts and keeps them under the reporting computer's GUID (Key.Node).
 package telemetry
 
 import (
@@ -34,6 +36,9 @@ type Key struct {
 	Version    string // negotiated version ("" unless accepted)
 	Suite      string // negotiated suite
 	Outcome    string
+	// Node is the fleet member whose port saw the handshakes: "" for this Manager, a relay's or agent's
+	// GUID for what its heartbeats reported (AddReported).
+	Node string
 }
 
 // Observation is a flushed count.
@@ -85,23 +90,34 @@ func New(sink Sink, log *slog.Logger) *Recorder {
 // Record counts one handshake.
 func (r *Recorder) Record(k Key, reason string) {
 	now := time.Now()
+	r.add(k, reason, 1, now, now)
+}
+
+// add counts n handshakes first and last seen at the given times.
+func (r *Recorder) add(k Key, reason string, n int64, first, last time.Time) {
 	mk := metricKey{k.Port, orNone(k.Version), orNone(k.Suite), k.Outcome}
 	r.mu.Lock()
-	r.metrics[mk]++
+	defer r.mu.Unlock()
+	if k.Node == "" {
+		r.metrics[mk] += uint64(n) // the metric counts this Manager's own ports
+	}
 	a := r.pending[k]
 	if a == nil {
 		if len(r.pending) >= maxPending {
-			r.dropped++
-			r.mu.Unlock()
+			r.dropped += uint64(n)
 			return
 		}
-		a = &agg{first: now}
+		a = &agg{first: first}
 		r.pending[k] = a
 	}
-	a.count++
-	a.last = now
+	a.count += n
+	if first.Before(a.first) {
+		a.first = first
+	}
+	if last.After(a.last) {
+		a.last = last
+	}
 	a.reason = reason
-	r.mu.Unlock()
 }
 
 func orNone(s string) string {

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"tlsfleet/internal/agent"
+	"tlsfleet/internal/listener"
 )
 
 // Binary is the agent daemon's own binary; `tlsfleet agent` runs the same code.
@@ -49,6 +50,10 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 		"activate this agent (dsm_c -action addcomputer -activate; a ca.pem placed in STATE does the same)")
 	fs.BoolVar(&a.AcceptAnyActivation, "accept-any-activation", false, "let the first Manager that offers activate this agent "+
 		"(trust on first use: only on a network you trust)")
+	fs.Var(listener.LimitFlag(&a.MaxConns), "max-conns", "connections `N` each of the agent's ports holds open at once, 1 to 1000000 "+
+		"(default 256 on the agent port, 16384 on the relay port)")
+	fs.Var(listener.LimitFlag(&a.MaxConnsPerAddress), "max-conns-per-address", "connections `N` one client address may hold on each port, "+
+		"at most --max-conns (default 64 on the agent port, 4096 on the relay port: agents behind one NAT)")
 	fs.BoolVar(&o.LogJSON, "log-json", false, "log JSON lines instead of text")
 }
 
