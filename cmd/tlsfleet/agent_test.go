@@ -14,31 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"tlsfleet/internal/agent"
 	"tlsfleet/internal/agent/agenttest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a goroutine writing and the test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRunAgent(t *testing.T) {
 	m := agenttest.NewManager(t, agenttest.Options{})
@@ -48,7 +29,7 @@ func TestRunAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr agenttest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runAgent(ctx, []string{"--dir", dir, "--listen", "127.0.0.1:0", "--legacy-max-tls", "TLSv1"}, &stdout, &stderr)

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,29 +107,11 @@ func TestMainExitStatus(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for Run writing and the test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // An agent not activated yet says what activates it, logs JSON when asked and stops when ctx ends.
 func TestRunNotActivated(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "agent")
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr agenttest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Binary, []string{"--dir", dir, "--listen", "127.0.0.1:0", "--log-json"}, &stdout, &stderr)
