@@ -260,10 +260,3 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 func WriteError(w http.ResponseWriter, code int, format string, args ...any) {
 	WriteJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }
-
-// DecodeJSON reads a request body of at most max bytes into v, refusing unknown fields.
-func DecodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
