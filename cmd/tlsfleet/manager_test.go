@@ -80,6 +80,7 @@ func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 			body, _ := json.Marshal(map[string]string{"value": v})
 			req, _ := http.NewRequest("PUT", fmt.Sprintf("https://127.0.0.1:%d/api/settings/settings.configuration.defaultHeartbeatPeriod", port), bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+k.Plaintext)
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -5,7 +5,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,7 +51,9 @@ func (s *Server) Handler() http.Handler {
 		{"GET /api/settings", s.listSettings},
 		{"GET /api/settings/{name}", s.getSetting},
 		{"PUT /api/settings/{name}", s.putSetting},
+		{"GET /api/apikeys", s.listAPIKeys},
 		{"POST /api/apikeys", s.createAPIKey},
+		{"DELETE /api/apikeys/{name}", s.revokeAPIKey},
 		{"POST /api/activationtokens", s.createToken},
 		{"GET /api/computers", s.listComputers},
 		{"POST /api/computers", s.addComputer},
@@ -74,7 +75,16 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/api/", s.serve(func(r *http.Request) (int, any, error) {
 		return 0, nil, httpErrorf(http.StatusNotFound, "no such API endpoint: %s %s", r.Method, r.URL.Path)
 	}))
-	return s.requireKey(mux)
+	return noStore(s.requireKey(mux))
+}
+
+// noStore keeps every answer of the API, errors included, out of caches: they hold settings, keys and
+// tokens shown once.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // handler is one endpoint: it returns the status and the value to answer with, or an error that serve
@@ -110,6 +120,7 @@ func (s *Server) serve(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code, v, err := h(r)
 		var he *httpError
+		var be *fleetapi.BodyError
 		var mbe *http.MaxBytesError
 		switch ie, isInput := ops.AsInput(err); {
 		case err == nil:
@@ -122,6 +133,8 @@ func (s *Server) serve(h handler) http.Handler {
 			fleetapi.WriteJSON(w, statusOf(ie.Kind), body)
 		case errors.As(err, &he):
 			fleetapi.WriteError(w, he.code, "%s", he.msg)
+		case errors.As(err, &be):
+			fleetapi.WriteError(w, be.Status, "%s", be.Error())
 		case errors.As(err, &mbe):
 			fleetapi.WriteError(w, http.StatusRequestEntityTooLarge, "the request body is larger than %d bytes", mbe.Limit)
 		default:
@@ -131,50 +144,54 @@ func (s *Server) serve(h handler) http.Handler {
 	})
 }
 
-type keyName struct{}
+type callerKey struct{}
 
 // actor names who made a change through the API, as the setting events record it.
 func actor(r *http.Request) string {
-	name, _ := r.Context().Value(keyName{}).(string)
-	return "api:" + name
+	c, _ := r.Context().Value(callerKey{}).(ops.Caller)
+	return "api:" + c.Name
 }
 
+// reads reports whether a request only reads, as a read-only key may.
+func reads(r *http.Request) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
+
 // requireKey admits requests that carry a valid API key, as "Authorization: Bearer KEY" or
-// "api-secret-key: KEY".
+// "api-secret-key: KEY", checked against the database on every request (so a revoked key is refused at
+// once, on every node), and whose scope allows the method.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("api-secret-key")
 		if h := r.Header.Get("Authorization"); key == "" && strings.HasPrefix(h, "Bearer ") {
 			key = strings.TrimPrefix(h, "Bearer ")
 		}
-		name, err := s.ops.CheckAPIKey(r.Context(), strings.TrimSpace(key))
+		caller, err := s.ops.CheckAPIKey(r.Context(), strings.TrimSpace(key))
+		if err == nil && !reads(r) {
+			err = caller.MayChange()
+		}
 		var ke *ops.KeyError
+		var se *ops.ScopeError
 		switch {
 		case errors.As(err, &ke):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tlsfleet"`)
 			fleetapi.WriteError(w, http.StatusUnauthorized, "%s; create a key with `dsm_c -action createapikey -name NAME` and send it as Authorization: Bearer KEY", ke.Why)
+		case errors.As(err, &se):
+			fleetapi.WriteError(w, http.StatusForbidden, "%s %s: %v", r.Method, r.URL.Path, se)
 		case err != nil:
 			s.log.Error("checking an API key", "err", err)
 			fleetapi.WriteError(w, http.StatusInternalServerError, "the Manager could not check the API key: its database failed (see the Manager's log)")
 		default:
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyName{}, name)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
 		}
 	})
 }
 
-// decode reads a JSON body into v, refusing unknown fields, trailing data and bodies over maxBody.
+// decode reads a JSON body into v (fleetapi.DecodeJSON: one JSON value sent as application/json, no
+// key twice, no unknown field, at most maxBody bytes); a malformed body is a 400 that shows the shape
+// wanted.
 func decode(r *http.Request, v any, want string) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
+	err := fleetapi.DecodeJSON(nil, r, maxBody, v)
+	if be, ok := errors.AsType[*fleetapi.BodyError](err); ok && be.Status == http.StatusBadRequest {
 		return httpErrorf(http.StatusBadRequest, "send a JSON body %s (%v)", want, err)
 	}
-	if dec.More() {
-		return httpErrorf(http.StatusBadRequest, "send one JSON body %s, with nothing after it", want)
-	}
-	return nil
+	return err
 }

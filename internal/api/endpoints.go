@@ -47,14 +47,22 @@ func (s *Server) putSetting(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) createAPIKey(r *http.Request) (int, any, error) {
-	var body struct {
-		Name string `json:"name"`
-	}
-	if err := decode(r, &body, `{"name": "..."}`); err != nil {
+	var req ops.KeyRequest
+	if err := decode(r, &req, `{"name": "...", "expires": "30d", "scope": "admin|read-only"} (expires and scope optional)`); err != nil {
 		return 0, nil, err
 	}
-	key, err := s.ops.CreateAPIKey(r.Context(), body.Name)
+	key, err := s.ops.CreateAPIKey(r.Context(), req)
 	return http.StatusCreated, key, err
+}
+
+func (s *Server) listAPIKeys(r *http.Request) (int, any, error) {
+	keys, err := s.ops.ListAPIKeys(r.Context())
+	return http.StatusOK, keys, err
+}
+
+func (s *Server) revokeAPIKey(r *http.Request) (int, any, error) {
+	res, err := s.ops.RevokeAPIKey(r.Context(), r.PathValue("name"))
+	return http.StatusOK, res, err
 }
 
 func (s *Server) createToken(r *http.Request) (int, any, error) {

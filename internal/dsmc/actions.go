@@ -100,11 +100,12 @@ func prepareCreateAPIKey(o *options) (work, error) {
 	if name == "" {
 		return nil, bad("-action createapikey needs -name N, a name for the key (%s), e.g. -name ci-pipeline", ops.KeyNameRule)
 	}
-	if err := ops.CheckKeyName(name); err != nil {
+	req := ops.KeyRequest{Name: name, Expires: o.expires.val, Scope: o.scope.val}
+	if _, err := req.Check(time.Now()); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, s *session) error {
-		key, err := s.ops.CreateAPIKey(ctx, name)
+		key, err := s.ops.CreateAPIKey(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -115,14 +116,14 @@ func prepareCreateAPIKey(o *options) (work, error) {
 		if err != nil || host == "" {
 			host = "HOST"
 		}
-		_, err = fmt.Fprintf(s.stdout, `API key %q created:
+		_, err = fmt.Fprintf(s.stdout, `API key %q created, scope %s, %s:
 
   %s
 
 Store it now: it cannot be shown again (the Manager keeps only its hash). Send it as a bearer token:
 
   curl --cacert %s -H "Authorization: Bearer %s" https://%s:%d/api/settings
-`, key.Name, key.Key, s.folder.Path(pki.CAFile), key.Key, host, s.folder.ConsolePort)
+`, key.Name, key.Scope, expiresText(key.ExpiresAt), key.Key, s.folder.Path(pki.CAFile), key.Key, host, s.folder.ConsolePort)
 		return err
 	}, nil
 }

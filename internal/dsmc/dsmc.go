@@ -95,13 +95,13 @@ var boolFlags = []string{"allrelays", "activate"}
 // options are the parsed flags.
 type options struct {
 	dir, action, name, value, output, days, port strFlag
-	expires, uses, relayGroup, policyID          strFlag
+	expires, uses, relayGroup, policyID, scope   strFlag
 	allRelays, activate                          boolFlag
 }
 
 // flagList is the flags, as the error for an unknown one lists them.
 const flagList = "--dir DIR, -action ACTION, -name N, -value V, -output text|json, -days N, -port N, " +
-	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -allrelays, -activate"
+	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -scope S, -allrelays, -activate"
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -114,10 +114,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.output, "output", "text or json")
 	fs.Var(&o.days, "days", "tlsclients: the same as -value DAYS")
 	fs.Var(&o.port, "port", "tlsclients: the same as -name PORT")
-	fs.Var(&o.expires, "expires", "createactivationtoken: how long the token is valid")
+	fs.Var(&o.expires, "expires", "createactivationtoken, createapikey: how long the token or key is valid")
 	fs.Var(&o.uses, "uses", "createactivationtoken: how many activations the token allows")
 	fs.Var(&o.relayGroup, "relaygroup", "a relay group")
 	fs.Var(&o.policyID, "policyid", "createactivationtoken: the policy ID of the computers it activates")
+	fs.Var(&o.scope, "scope", "createapikey: admin or read-only")
 	fs.Var(&o.allRelays, "allrelays", "sendpolicy: every relay")
 	fs.Var(&o.activate, "activate", "addcomputer: activate it now")
 	if err := fs.Parse(fixDashes(args, stderr)); err != nil {
@@ -137,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		flag string
 		v    *strFlag
 	}{{"-name", &o.name}, {"-value", &o.value}, {"-days", &o.days}, {"-port", &o.port}, {"-action", &o.action},
-		{"-expires", &o.expires}, {"-uses", &o.uses}, {"-relaygroup", &o.relayGroup}, {"-policyid", &o.policyID}} {
+		{"-expires", &o.expires}, {"-uses", &o.uses}, {"-relaygroup", &o.relayGroup}, {"-policyid", &o.policyID}, {"-scope", &o.scope}} {
 		if s, ok := stripCurlyQuotes(f.v.val); ok {
 			fmt.Fprintf(stderr, "dsm_c: warning: read %s %s as %q: typographic quotes, as copied from the help page, are not part of the value\n", f.flag, f.v.val, s)
 			f.v.val = s
@@ -254,8 +255,12 @@ func init() {
 			help: "change a fleet-wide setting; a running Manager applies it within 2 s"},
 		{name: "viewsetting", synopsis: "[-name N]", flags: []string{"name"}, needsDB: true, prepare: prepareViewSetting,
 			help: "show one setting or all, with default and allowed values"},
-		{name: "createapikey", synopsis: "-name N", flags: []string{"name"}, needsDB: true, prepare: prepareCreateAPIKey,
-			help: "create an API key for the REST API (shown once)"},
+		{name: "createapikey", synopsis: "-name N [-expires 30d|RFC3339] [-scope admin|read-only]", flags: []string{"name", "expires", "scope"},
+			needsDB: true, prepare: prepareCreateAPIKey, help: "create an API key for the REST API (shown once)"},
+		{name: "listapikeys", needsDB: true, prepare: prepareListAPIKeys,
+			help: "the API keys: prefix, scope, created, expires, last used, status (never their secrets)"},
+		{name: "revokeapikey", synopsis: "-name N", flags: []string{"name"}, needsDB: true, prepare: prepareRevokeAPIKey,
+			help: "revoke an API key: every Manager node refuses it from its next request on"},
 		{name: "tlsclients", synopsis: "[-value DAYS] [-name PORT]", flags: []string{"name", "value", "days", "port"}, needsDB: true, prepare: prepareTLSClients,
 			help: "the TLS clients seen in the last DAYS days (7), on one port or all"},
 		{name: "exportdsmcert", synopsis: "[-value PATH]", flags: []string{"value"}, prepare: prepareExportCert,
@@ -345,10 +350,12 @@ Flags:
   -days N        tlsclients: the same as -value N
   -port N        tlsclients: the same as -name N
   -expires D     createactivationtoken: a Go duration (72h, 90m) or days (3d), 1m to 365d; 24h
+                 createapikey: days (30d), a Go duration or an RFC 3339 time, up to 3650d; never
   -uses N        createactivationtoken: activations the token allows, 1 to 100000; 1
   -relaygroup G  createactivationtoken: the relay group of the computers it activates;
                  sendpolicy: the relays of group G
   -policyid P    createactivationtoken: the policy ID of the computers it activates
+  -scope S       createapikey: admin (every action; the default) or read-only (GET and HEAD only)
   -allrelays     sendpolicy: every relay (a flag without a value)
   -activate      addcomputer: activate the computer now (a flag without a value)
 
@@ -443,7 +450,7 @@ func checkFlagsUsed(act action, o *options) error {
 		name string
 		v    *strFlag
 	}{{"name", &o.name}, {"value", &o.value}, {"days", &o.days}, {"port", &o.port}, {"expires", &o.expires}, {"uses", &o.uses},
-		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"allrelays", &o.allRelays.strFlag}, {"activate", &o.activate.strFlag}} {
+		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"scope", &o.scope}, {"allrelays", &o.allRelays.strFlag}, {"activate", &o.activate.strFlag}} {
 		if f.v.set && !containsString(act.flags, f.name) {
 			takes := "no flags besides --dir and -output"
 			if act.synopsis != "" {

@@ -26,7 +26,8 @@ import (
 // Two installs are prepared alike (the same computers, groups and handshake counts); each step runs
 // through dsm_c on the first (with its Manager stopped, as the page's procedures do) and through the API
 // of a running Manager on the second, and the two outputs and the two databases are compared, step by
-// step. Bad input, too: exit 2 on one side, a 4xx on the other, and no row changed on either.
+// step. Bad input, too: exit 2 on one side, a 4xx on the other, and no row changed on either; bodies
+// only the API takes (malformed JSON, the wrong Content-Type, too large) are API-only steps.
 func TestBothWays(t *testing.T) {
 	bundle := filepath.Join(t.TempDir(), "agent-2.0.bin")
 	if err := os.WriteFile(bundle, []byte("bundle bytes"), 0o644); err != nil {
@@ -40,7 +41,9 @@ func TestBothWays(t *testing.T) {
 		path   string
 		body   any
 		raw    []byte // a body sent as is (bundles)
+		ctype  string // the body's Content-Type if not application/json (raw: application/octet-stream); "-" none
 		code   int    // the API's status; 4xx means the step is bad input (dsm_c exits 2)
+		want   string // bad input: in the API's answer
 		// one: dsm_c prints a list of one where the API answers the object itself.
 		one bool
 	}{
@@ -54,6 +57,12 @@ func TestBothWays(t *testing.T) {
 			method: "PUT", path: "/api/settings/settings.configuration.enableStrongCiphers", body: map[string]string{"value": "false"}, code: 200},
 		{name: "createapikey", dsmc: []string{"-action", "createapikey", "-name", "ci pipeline"}, method: "POST", path: "/api/apikeys",
 			body: map[string]string{"name": "ci pipeline"}, code: 201},
+		{name: "createapikey read-only with an expiry", dsmc: []string{"-action", "createapikey", "-name", "reader", "-scope", "read-only", "-expires", "30d"},
+			method: "POST", path: "/api/apikeys", body: map[string]string{"name": "reader", "scope": "read-only", "expires": "30d"}, code: 201},
+		{name: "listapikeys", dsmc: []string{"-action", "listapikeys"}, method: "GET", path: "/api/apikeys", code: 200},
+		{name: "revokeapikey", dsmc: []string{"-action", "revokeapikey", "-name", "reader"}, method: "DELETE", path: "/api/apikeys/reader", code: 200},
+		{name: "revokeapikey again", dsmc: []string{"-action", "revokeapikey", "-name", "reader"}, method: "DELETE", path: "/api/apikeys/reader", code: 200},
+		{name: "listapikeys after revoking", dsmc: []string{"-action", "listapikeys"}, method: "GET", path: "/api/apikeys", code: 200},
 		{name: "createactivationtoken", dsmc: []string{"-action", "createactivationtoken", "-uses", "5", "-relaygroup", "Branch Office", "-policyid", "web", "-expires", "3d"},
 			method: "POST", path: "/api/activationtokens", body: map[string]any{"uses": 5, "relay_group": "Branch Office", "policy_id": "web", "expires": "3d"}, code: 201},
 		{name: "listcomputers", dsmc: []string{"-action", "listcomputers"}, method: "GET", path: "/api/computers", code: 200},
@@ -88,6 +97,14 @@ func TestBothWays(t *testing.T) {
 			body: map[string]string{"name": "ci pipeline"}, code: 409},
 		{name: "bad key name", dsmc: []string{"-action", "createapikey", "-name", "ci/bot"}, method: "POST", path: "/api/apikeys",
 			body: map[string]string{"name": "ci/bot"}, code: 400},
+		{name: "bad key scope", dsmc: []string{"-action", "createapikey", "-name", "ops", "-scope", "owner"}, method: "POST", path: "/api/apikeys",
+			body: map[string]string{"name": "ops", "scope": "owner"}, code: 400, want: `scope \"owner\" is not a scope`},
+		{name: "bad key expiry", dsmc: []string{"-action", "createapikey", "-name", "ops", "-expires", "soon"}, method: "POST", path: "/api/apikeys",
+			body: map[string]string{"name": "ops", "expires": "soon"}, code: 400, want: `expires \"soon\"`},
+		{name: "key expiry in the past", dsmc: []string{"-action", "createapikey", "-name", "ops", "-expires", "2020-01-01T00:00:00Z"}, method: "POST",
+			path: "/api/apikeys", body: map[string]string{"name": "ops", "expires": "2020-01-01T00:00:00Z"}, code: 400, want: "is not ahead of now"},
+		{name: "revoke an unknown key", dsmc: []string{"-action", "revokeapikey", "-name", "nobody"}, method: "DELETE", path: "/api/apikeys/nobody",
+			code: 404, want: `name \"nobody\" is not an API key`},
 		{name: "token for an unknown group", dsmc: []string{"-action", "createactivationtoken", "-relaygroup", "Nowhere"}, method: "POST",
 			path: "/api/activationtokens", body: map[string]string{"relay_group": "Nowhere"}, code: 404},
 		{name: "unknown computer", dsmc: []string{"-action", "deactivate", "-name", "db-9"}, method: "POST", path: "/api/computers/db-9/deactivate", code: 404},
@@ -98,10 +115,27 @@ func TestBothWays(t *testing.T) {
 		{name: "assign to an unknown group", dsmc: []string{"-action", "assignrelaygroup", "-name", "web-1", "-value", "Nowhere"}, method: "PUT",
 			path: "/api/computers/web-1/relaygroup", body: map[string]string{"relay_group": "Nowhere"}, code: 404},
 		{name: "sendpolicy to an unknown group", dsmc: []string{"-action", "sendpolicy", "-relaygroup", "No Such Group"}, method: "POST", path: "/api/sendpolicy",
-			body: map[string]string{"relay_group": "No Such Group"}, code: 404},
+			body: map[string]string{"relay_group": "No Such Group"}, code: 404, want: `relay_group \"No Such Group\" is not a relay group`},
 		{name: "sendpolicy to a deactivated computer", dsmc: []string{"-action", "sendpolicy", "-name", "old-box"}, method: "POST", path: "/api/sendpolicy",
 			body: map[string][]string{"computers": {"old-box"}}, code: 400},
 		{name: "tlsclients for 0 days", dsmc: []string{"-action", "tlsclients", "-days", "0"}, method: "GET", path: "/api/tlsclients?days=0", code: 400},
+
+		// Bodies only the API takes: refused, nothing stored.
+		{name: "trailing bracket", method: "PUT", path: "/api/settings/" + relayMin, raw: []byte(`{"value":"TLSv1.1"}]`), ctype: "application/json",
+			code: 400, want: `trailing data after the JSON value at byte 19: \"]\"`},
+		{name: "a second object", method: "PUT", path: "/api/settings/" + relayMin, raw: []byte(`{"value":"TLSv1.1"}{"value":"TLSv1"}`), ctype: "application/json",
+			code: 400, want: "trailing data"},
+		{name: "a key twice", method: "PUT", path: "/api/settings/" + relayMin, raw: []byte(`{"value":"TLSv1.1","value":"TLSv1"}`), ctype: "application/json",
+			code: 400, want: `duplicate key \"value\"`},
+		{name: "a key twice in another case", method: "PUT", path: "/api/settings/" + relayMin, raw: []byte(`{"value":"TLSv1.1","Value":"TLSv1"}`),
+			ctype: "application/json", code: 400, want: `duplicate key \"Value\"`},
+		{name: "a form body", method: "PUT", path: "/api/settings/" + relayMin, body: map[string]string{"value": "TLSv1.1"}, ctype: "application/x-www-form-urlencoded",
+			code: 415, want: "Content-Type: application/json"},
+		{name: "no Content-Type", method: "POST", path: "/api/relaygroups", body: map[string]string{"name": "Untyped"}, ctype: "-", code: 415, want: "no Content-Type"},
+		{name: "a body over the limit", method: "PUT", path: "/api/settings/" + relayMin, ctype: "application/json",
+			raw: append([]byte(`{"value":"TLSv1.1"}`), bytes.Repeat([]byte(" "), 70<<10)...), code: 413, want: "larger than 65536 bytes"},
+		{name: "a key twice in sendpolicy", method: "POST", path: "/api/sendpolicy", raw: []byte(`{"relay_group":"Lab","relay_group":"No Such Group"}`),
+			ctype: "application/json", code: 400, want: `duplicate key \"relay_group\"`},
 	}
 
 	dirA, m, key := bothWaysInstalls(t)
@@ -115,10 +149,16 @@ func TestBothWays(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			beforeA, beforeB := dumpDB(t, dbA), dumpDB(t, dbB)
 			var out, errOut bytes.Buffer
-			code := dsmc.Run(t.Context(), append(append([]string{"--dir", dirA}, st.dsmc...), "-output", "json"), &out, &errOut)
-			status, answer := rawCall(t, m, st.method, st.path, key, st.body, st.raw)
+			code := dsmc.ExitBadInput // an API-only step
+			if st.dsmc != nil {
+				code = dsmc.Run(t.Context(), append(append([]string{"--dir", dirA}, st.dsmc...), "-output", "json"), &out, &errOut)
+			}
+			status, answer := rawCall(t, m, st.method, st.path, key, st.body, st.raw, st.ctype)
 			settled(t, m)
 			if st.code >= 400 {
+				if !bytes.Contains(answer, []byte(st.want)) {
+					t.Errorf("the API's answer does not contain %s:\n%s", st.want, answer)
+				}
 				if code != dsmc.ExitBadInput || status != st.code {
 					t.Errorf("dsm_c exit %d (want 2), API %d (want %d)\ndsm_c: %s\nAPI: %s", code, status, st.code, errOut.String(), answer)
 				}
@@ -224,8 +264,9 @@ func settled(t *testing.T, m *Manager) {
 	})
 }
 
-// rawCall calls the API and returns the status and the body.
-func rawCall(t *testing.T, m *Manager, method, path, key string, body any, raw []byte) (int, []byte) {
+// rawCall calls the API and returns the status and the body. The body goes as application/json, raw as
+// application/octet-stream, unless ctype names another Content-Type ("-": none).
+func rawCall(t *testing.T, m *Manager, method, path, key string, body any, raw []byte, ctype string) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch {
@@ -242,6 +283,15 @@ func rawCall(t *testing.T, m *Manager, method, path, key string, body any, raw [
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), method, full.String(), rd)
 	req.Header.Set("Authorization", "Bearer "+key)
+	switch {
+	case ctype == "-":
+	case ctype != "":
+		req.Header.Set("Content-Type", ctype)
+	case raw != nil:
+		req.Header.Set("Content-Type", "application/octet-stream")
+	case body != nil:
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := apiClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +308,8 @@ var serialRE = regexp.MustCompile(`"serial":[0-9]+`)
 
 // volatile are the fields that differ between two installs by nature: secrets, times, the CA, paths.
 var volatile = map[string]bool{"key": true, "prefix": true, "token": true, "expires_at": true, "command": true, "pem": true,
-	"activated_at": true, "last_seen": true, "serial": true, "first_seen": true, "cert_serial": true, "cert_expires": true}
+	"activated_at": true, "last_seen": true, "serial": true, "first_seen": true, "cert_serial": true, "cert_expires": true,
+	"created_at": true, "revoked_at": true, "last_used_at": true}
 
 // normalize decodes JSON output and blanks what differs between installs by nature; the install folder
 // becomes "DIR" and the fleet CA's fingerprint "CA".
@@ -295,14 +346,20 @@ func normalize(t *testing.T, data []byte, dir string) any {
 }
 
 // dumpDB reads every table but the handshake counts (the API's own requests are counted on one side),
-// without the columns that differ between two installs by nature.
+// without the columns that differ between two installs by nature; times that may be unset (a key's
+// expiry and revocation) read as "SET" or "". A key's last use is left out: the API's own key is used on
+// one side only.
 func dumpDB(t *testing.T, path string) map[string][]string {
 	t.Helper()
 	return storetest.Dump(t, path, storetest.Options{
 		Tables: []string{"settings", "setting_events", "api_keys", "activation_tokens", "computers", "relay_groups", "bundles"},
-		Skip: map[string]bool{"created_at": true, "updated_at": true, "at": true, "activated_at": true, "expires_at": true, "token_hash": true,
-			"secret_hash": true, "prefix": true, "last_seen": true, "cert_serial": true, "cert_expires": true, "password_hash": true, "id": true},
+		Skip: map[string]bool{"created_at": true, "updated_at": true, "at": true, "activated_at": true, "token_hash": true,
+			"secret_hash": true, "prefix": true, "last_seen": true, "cert_serial": true, "cert_expires": true, "password_hash": true, "id": true,
+			"last_used_at": true},
 		Value: func(col string, v any) any {
+			if s, ok := v.(string); ok && s != "" && (col == "expires_at" || col == "revoked_at") {
+				return "SET"
+			}
 			if s, ok := v.(string); ok && col == "policy_json" {
 				return serialRE.ReplaceAllString(s, `"serial":N`)
 			}

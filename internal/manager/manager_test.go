@@ -66,6 +66,9 @@ func call(t *testing.T, m *Manager, method, path, key string, body any, out any)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("User-Agent", "tlsfleet-test/1.0")
 	resp, err := apiClient().Do(req)
 	if err != nil {

@@ -23,9 +23,12 @@ type SettingsStore interface {
 
 // KeyStore keeps API keys by the hash of their secret.
 type KeyStore interface {
-	InsertAPIKey(ctx context.Context, name, prefix, secretHash string) error
+	AddAPIKey(ctx context.Context, k store.APIKey, secretHash string) error
 	APIKeyNameTaken(ctx context.Context, name string) (bool, error)
-	APIKeyHash(ctx context.Context, prefix string) (name, hash string, err error)
+	APIKeyByPrefix(ctx context.Context, prefix string) (k store.APIKey, hash string, err error)
+	APIKeys(ctx context.Context) ([]store.APIKey, error)
+	RevokeAPIKey(ctx context.Context, name, at string) (bool, error)
+	TouchAPIKey(ctx context.Context, prefix, at string) error
 }
 
 // TokenStore keeps activation tokens by their hash.

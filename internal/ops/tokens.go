@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -27,22 +26,24 @@ func ParseExpiry(v string) (time.Duration, error) {
 	if v == "" {
 		return DefaultTokenLife, nil
 	}
-	var d time.Duration
-	var err error
-	if n, ok := strings.CutSuffix(v, "d"); ok {
-		var days int
-		days, err = strconv.Atoi(n)
-		d = time.Duration(days) * 24 * time.Hour
-		if days > 100000 {
-			err = errors.New("too many days")
-		}
-	} else {
-		d, err = time.ParseDuration(v)
-	}
-	if err != nil || d < MinTokenLife || d > MaxTokenLife {
+	d, ok := parseLife(v)
+	if !ok || d < MinTokenLife || d > MaxTokenLife {
 		return 0, invalid("expires", "{field} %q: use a Go duration like 24h or 90m, or whole days like 3d, from 1m to 365d (default 24h)", v)
 	}
 	return d, nil
+}
+
+// parseLife reads a Go duration (72h, 90m) or whole days (3d), as token and key lives are given.
+func parseLife(v string) (time.Duration, bool) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days > 100000 {
+			return 0, false
+		}
+		return time.Duration(days) * 24 * time.Hour, true
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil
 }
 
 // TokenRequest asks for an activation token.
