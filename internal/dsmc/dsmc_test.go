@@ -113,7 +113,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	allNames := strings.Join(settings.Names(), ", ")
-	allActions := "changesetting, viewsetting, createapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
+	allActions := "changesetting, viewsetting, createapikey, listapikeys, revokeapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
 		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, help"
 	tests := []struct {
 		name   string
@@ -145,6 +145,19 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "bad key name", args: []string{"-action", "createapikey", "-name", "ci/bot"}, want: []string{`"ci/bot"`, `'/'`, "ASCII letters, digits"}},
 		{name: "long key name", args: []string{"-action", "createapikey", "-name", strings.Repeat("k", 65)}, want: []string{"65 characters", "up to 64"}},
 		{name: "duplicate key name", args: []string{"-action", "createapikey", "-name", "taken"}, want: []string{`"taken"`, "exists already", "choose another name"}},
+		{name: "unknown key scope", args: []string{"-action", "createapikey", "-name", "k", "-scope", "root"},
+			want: []string{`-scope "root" is not a scope`, "admin", "read-only"}},
+		{name: "unreadable key expiry", args: []string{"-action", "createapikey", "-name", "k", "-expires", "1 month"},
+			want: []string{`-expires "1 month"`, "30d", "RFC 3339"}},
+		{name: "key expiry in the past", args: []string{"-action", "createapikey", "-name", "k", "-expires", "2001-01-01T00:00:00Z"},
+			want: []string{"is not ahead of now", "leave it out for a key that does not expire"}},
+		{name: "key expiry too far", args: []string{"-action", "createapikey", "-name", "k", "-expires", "4000d"}, want: []string{"more than 3650 days ahead"}},
+		{name: "-scope on another action", args: []string{"-action", "createactivationtoken", "-scope", "admin"},
+			want: []string{"createactivationtoken does not use -scope"}},
+		{name: "revokeapikey without -name", args: []string{"-action", "revokeapikey"}, want: []string{"needs -name N", "listapikeys"}},
+		{name: "revoke an unknown key", args: []string{"-action", "revokeapikey", "-name", "Taken"},
+			want: []string{`-name "Taken" is not an API key (did you mean "taken"?)`, `the keys are: "taken"`}},
+		{name: "listapikeys takes no -name", args: []string{"-action", "listapikeys", "-name", "taken"}, want: []string{"listapikeys does not use -name"}},
 		{name: "non-numeric port", args: []string{"-action", "tlsclients", "-name", "console"}, want: []string{`"console" is not a port number`, "1 to 65535"}},
 		{name: "non-numeric -port", args: []string{"-action", "tlsclients", "-port", "x"}, want: []string{`"x" is not a port`}},
 		{name: "port out of range", args: []string{"-action", "tlsclients", "-name", "70000"}, want: []string{`"70000"`}},
