@@ -22,7 +22,9 @@ import (
 // the list shows each key's state and last use, never a secret or hash, and no log line holds a secret.
 func TestAPIKeyLifecycle(t *testing.T) {
 	var logs agenttest.SyncBuffer
-	m := startManager(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})) })
+	m := startManager(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	admin := apiKey(t, m)
 	var reader, dsmcKey ops.NewKey
 	if code := call(t, m, "POST", "/api/apikeys", admin, map[string]string{"name": "reader", "scope": "read-only", "expires": "30d"}, &reader); code != 201 ||
