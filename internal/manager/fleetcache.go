@@ -131,6 +131,7 @@ func (m *Manager) fleetLoop(ctx context.Context) {
 		if dirty := m.flushCheckIns(ctx); dirty {
 			m.release(ctx)
 		}
+		m.certsChanged(ctx) // a deactivation or renewal elsewhere (dsm_c, another node): pushed to relays at once
 		if ver, err := m.db.FleetVersion(ctx); err == nil {
 			m.fleet.mu.Lock()
 			changed := ver != m.fleet.version
