@@ -48,6 +48,10 @@ type Options struct {
 	// 0 keeps each port's default (listener.DefaultLimits: 4118 256 and 64, 4122 16,384 and 4,096).
 	MaxConns, MaxConnsPerAddress int
 
+	// Clock is the time the agent renews its certificate by (two thirds into its lifetime); default
+	// time.Now. It is read once before each heartbeat.
+	Clock func() time.Time
+
 	onHandshake func(listener.Observation) // tests: every observation of the ports, once counted
 }
 
@@ -163,9 +167,29 @@ func (a *Agent) run(ctx context.Context, s *session) {
 		if ctx.Err() != nil {
 			return
 		}
-		a.info("waiting for a new activation (dsa_control -a)", "dir", a.o.Dir)
+		renewed := s.renewed.Load()
 		s = nil
+		if renewed {
+			if s = a.restart(ctx); s != nil {
+				continue
+			}
+		}
+		a.info("waiting for a new activation (dsa_control -a)", "dir", a.o.Dir)
 	}
+}
+
+// restart starts a session with the identity a renewal just stored (nil if it cannot: the agent then
+// waits as after a reset).
+func (a *Agent) restart(ctx context.Context) *session {
+	id, st, err := loadIdentity(a.o.Dir)
+	if err == nil {
+		var s *session
+		if s, err = a.newSession(ctx, id, st); err == nil {
+			return s
+		}
+	}
+	a.error("cannot start with the renewed certificate", "err", err)
+	return nil
 }
 
 // waitSession polls the state folder until the agent is activated and its ports are bound.

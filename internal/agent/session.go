@@ -11,8 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/pki"
 	"tlsfleet/internal/tlspolicy"
 )
 
@@ -30,6 +33,9 @@ type session struct {
 	relayClient *http.Client // to relays (bundle downloads)
 	syncWake    chan struct{}
 	wg          sync.WaitGroup
+	renewed     atomic.Bool // the session ended to restart with a renewed certificate
+	crlMu       sync.Mutex  // one CRL installed at a time
+	crl         atomic.Pointer[pki.CRL]
 
 	mu       sync.Mutex
 	policy   *fleetapi.Policy
@@ -53,6 +59,7 @@ func (a *Agent) newSession(ctx context.Context, id *identity, st *State) (*sessi
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.client = newManagerClient(id, a.legacyMax)
 	s.relayClient = newRelayClient(id, a.legacyMax)
+	s.loadCRL()
 	if st.Policy != nil {
 		if err := st.Policy.Validate(); err != nil {
 			a.warn("the stored policy is invalid: ignored until the Manager sends one", "err", err)
@@ -192,6 +199,11 @@ func (s *session) beat(ctx context.Context) beatResult {
 	s.mu.Lock()
 	s.quiet = false
 	s.mu.Unlock()
+	if s.maybeRenew(ctx) {
+		s.renewed.Store(true)
+		s.cancel()
+		return beatResult{outcome: outcomeFailed, interval: time.Second}
+	}
 	res, err := heartbeatOnce(ctx, s.a.o.Dir, s.id.guid, s.client, s.body, s.prepare, s.apply)
 	if errors.Is(err, errReset) {
 		s.a.info("the state folder was reset or activated again: closing this identity's ports", "guid", s.id.guid)
@@ -212,6 +224,7 @@ func (s *session) beat(ctx context.Context) beatResult {
 		s.probed = false
 		s.mu.Unlock()
 		s.handshakesDelivered()
+		s.fetchCRL(ctx, res.Response.CRLNumber)
 	}
 	r := beatResult{outcome: outcomeOK, interval: s.heartbeatInterval()}
 	var me *ManagerError
