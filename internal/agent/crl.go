@@ -80,6 +80,13 @@ func (s *session) checkRevoked(cs tls.ConnectionState) error {
 	return s.crl.Load().Check(cs.PeerCertificates[0])
 }
 
+// certRefused reports whether a handshake failed because the peer refused this agent's certificate
+// (the bad_certificate alert, which the fleet's listeners send for a revoked one).
+func certRefused(err error) bool {
+	a, ok := remoteAlert(err)
+	return ok && a == 42
+}
+
 // fetchCRL fetches the Manager's CRL when the heartbeat answer names a newer one.
 func (s *session) fetchCRL(ctx context.Context, number int64) {
 	if number <= s.crlNumber() {

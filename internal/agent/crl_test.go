@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"tlsfleet/internal/agent/agenttest"
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/testtarget"
 )
 
 // putCRLTo PUTs a CRL to an agent's 4118 as the Manager does.
@@ -151,5 +153,43 @@ func TestRenewAt(t *testing.T) {
 	}
 	if d := renewAt(c).Sub(c.NotBefore); d < 243*24*time.Hour || d > 244*24*time.Hour {
 		t.Errorf("a year's certificate renews after %v, want about 243 days", d)
+	}
+}
+
+// A handshake the server refuses for the client's certificate (as the fleet's listeners refuse a
+// revoked one) is told apart from other failures, so that the agent says why and retries slowly.
+func TestCertRefused(t *testing.T) {
+	m := agenttest.NewManager(t, agenttest.Options{})
+	cert := m.IssueCert(t, "g")
+	tests := []struct {
+		name   string
+		server *tls.Config
+		want   bool
+	}{
+		{"certificate refused", &tls.Config{Certificates: []tls.Certificate{m.Cert}, ClientAuth: tls.RequireAnyClientCert,
+			VerifyConnection: func(tls.ConnectionState) error { return errors.New("revoked") }}, true},
+		{"version refused", &tls.Config{Certificates: []tls.Certificate{m.Cert}, MinVersion: tls.VersionTLS13}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln := testtarget.Listen(t)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				s := tls.Server(c, tt.server)
+				s.Handshake()
+				s.Close()
+			}()
+			c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}, MaxVersion: tls.VersionTLS12})
+			if err == nil {
+				_, err = c.Read(make([]byte, 1))
+				c.Close()
+			}
+			if got := certRefused(err); got != tt.want {
+				t.Errorf("certRefused(%v) = %v, want %v", err, got, tt.want)
+			}
+		})
 	}
 }

@@ -246,6 +246,11 @@ func (s *session) beat(ctx context.Context) beatResult {
 	case errors.As(err, &me) && me.Status == http.StatusForbidden:
 		s.a.error(me.Error()+" (retrying slowly; reactivate with dsa_control -r and -a if this computer was deactivated)", "seq", res.Seq)
 		r.outcome = outcomeRefused
+	case certRefused(err):
+		s.a.error("the Manager refused this agent's certificate in the handshake: it is revoked (the computer was deactivated, "+
+			"or the certificate superseded by a renewal) or its key is below the Manager's java.security (retrying slowly; dsm_c -action reactivate lifts a deactivation)",
+			"serial", s.id.client.Leaf.SerialNumber.Text(16), "err", err)
+		r.outcome = outcomeRefused
 	case errors.As(err, &me) && me.Status == http.StatusConflict:
 		s.a.warn(me.Error()+" (state restored from a backup, or a cloned agent?): continuing with a higher seq", "seq", res.Seq, "next_seq", res.SeqSkippedTo+1)
 		r.outcome = outcomeFailed
