@@ -19,6 +19,9 @@ import (
 // checked on every handshake and request of the agent channel, served on 4120 and pushed to every
 // relay's 4118 at once.
 
+// crlResign is the age at which the Manager re-signs an unchanged CRL: half of pki.CRLValidity.
+const crlResign = pki.CRLValidity / 2
+
 // crlState holds the current CRL.
 type crlState struct {
 	mu  sync.Mutex // one signing at a time
@@ -38,7 +41,14 @@ func (m *Manager) refreshCRL(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if cur := m.crl.cur.Load(); cur != nil && cur.Number == ver {
-		return false, nil
+		if time.Since(cur.ThisUpdate) < crlResign {
+			return false, nil
+		}
+		// Half its validity gone: a new number, so that listeners take the re-signed list (without the
+		// certificates that expired meanwhile) before its NextUpdate.
+		if err := m.db.BumpCRL(ctx); err != nil {
+			return false, err
+		}
 	}
 	now := time.Now()
 	rows, number, err := m.db.RevokedCerts(ctx, now)

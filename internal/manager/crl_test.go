@@ -264,3 +264,25 @@ func TestInterruptedRenewalRecovers(t *testing.T) {
 		t.Error("the lost certificate works")
 	}
 }
+
+// An unchanged CRL is re-signed with a new number once half its validity has passed, so that listeners
+// never hold one past its NextUpdate and expired certificates drop out.
+func TestStaleCRLIsResigned(t *testing.T) {
+	m := startManager(t, nil)
+	cur := m.currentCRL()
+	if changed, err := m.refreshCRL(t.Context()); err != nil || changed {
+		t.Fatalf("a fresh CRL was re-signed: %v %v", changed, err)
+	}
+	old, err := m.ca.SignCRL(cur.Number, nil, time.Now().Add(-pki.CRLValidity/2-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := pki.ParseCRL(old, m.ca.Cert)
+	m.crl.cur.Store(stale)
+	if changed, err := m.refreshCRL(t.Context()); err != nil || !changed {
+		t.Fatalf("a CRL half its validity old was kept: %v %v", changed, err)
+	}
+	if got := m.currentCRL(); got.Number != cur.Number+1 || time.Since(got.ThisUpdate) > time.Minute {
+		t.Errorf("re-signed CRL number %d from %v, want %d from now", got.Number, got.ThisUpdate, cur.Number+1)
+	}
+}

@@ -45,6 +45,7 @@ type Store interface {
 	Activate(ctx context.Context, tokenHash string, at time.Time, c store.Computer, issue func(store.ActivationToken) (store.Computer, error)) (store.Computer, error)
 	RecordCheckIns(ctx context.Context, batch []store.CheckIn) error
 	CRLVersion(ctx context.Context) (int64, error)
+	BumpCRL(ctx context.Context) error
 	RevokedCerts(ctx context.Context, at time.Time) ([]store.RevokedCert, int64, error)
 	Renew(ctx context.Context, guid, presented string, issue func() (serial, expires string, err error)) error
 	ConfirmCert(ctx context.Context, guid, current string) (bool, error)

@@ -95,6 +95,13 @@ func (s *DB) CRLVersion(ctx context.Context) (int64, error) {
 	return v, err
 }
 
+// BumpCRL moves the CRL number without a change of entries: the Manager re-signs its list before the
+// list's NextUpdate, dropping expired certificates, and listeners take only a higher number.
+func (s *DB) BumpCRL(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE change_counter SET crl = crl + 1 WHERE id = 1`)
+	return err
+}
+
 // RevokedCerts lists the revoked certificates that have not expired at `at`, with the CRL number they
 // belong to (read in one transaction).
 func (s *DB) RevokedCerts(ctx context.Context, at time.Time) ([]RevokedCert, int64, error) {
