@@ -1,11 +1,15 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
+	"io/fs"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pressly/goose/v3"
 )
 
 func activateWithCert(t *testing.T, db *DB, guid, serial string) {
@@ -103,5 +107,53 @@ func TestCertLifecycle(t *testing.T) {
 	}
 	if cs, _ := db.CertSerials(ctx, "g1"); len(cs) != 3 {
 		t.Errorf("g1 has %d recorded certificates, want 3: %+v", len(cs), cs)
+	}
+}
+
+// Migration 00006 records the certificates of computers activated before it and puts those of
+// deactivated computers on hold.
+func TestCertMigrationBackfills(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := fs.Sub(migrations, "migrations")
+	p, err := goose.NewProvider(goose.DialectSQLite3, raw, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		guid, serial string
+		off          int
+	}{{"g-on", "a1", 0}, {"g-off", "b1", 1}, {"g-nocert", "", 0}} {
+		if _, err := raw.ExecContext(ctx, `INSERT INTO computers (guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires,
+			policy_id, relay_group, activated_at, deactivated) VALUES ($1, $1, '', '', '', $2, '2999-01-01T00:00:00Z', '', 'Default Relay Group', '2026-01-01T00:00:00Z', $3)`,
+			c.guid, c.serial, c.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, number := revokedNow(t, db)
+	if diff := cmp.Diff(map[string]int{"b1": reasonCertificateHold}, got); diff != "" || number != 1 {
+		t.Errorf("after the migration: CRL number %d (want 1), entries (-want +got):\n%s", number, diff)
+	}
+	if cs, _ := db.CertSerials(ctx, "g-on"); len(cs) != 1 || cs[0].Serial != "a1" || cs[0].Expires != "2999-01-01T00:00:00Z" {
+		t.Errorf("g-on's certificate: %+v", cs)
+	}
+	if err := db.SetDeactivated(ctx, "g-off", false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := revokedNow(t, db); len(got) != 0 {
+		t.Errorf("reactivating a computer held by the migration left %v", got)
 	}
 }
