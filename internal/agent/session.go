@@ -186,6 +186,13 @@ func (s *session) prepare(st *State) error {
 // the agent sends none: the Manager polls its port 4118 and pushes policies there (dsa_control -m still
 // checks in by hand).
 func (s *session) beat(ctx context.Context) beatResult {
+	// Renewal first, whatever the direction: a manager-initiated agent sends no heartbeats but must not
+	// let its certificate expire.
+	if s.maybeRenew(ctx) {
+		s.renewed.Store(true)
+		s.cancel()
+		return beatResult{outcome: outcomeFailed, interval: time.Second}
+	}
 	if p := s.currentPolicy(); p != nil && p.Direction == fleetapi.ManagerInitiated && s.agentAddr() != "" {
 		s.mu.Lock()
 		quiet := s.quiet
@@ -199,11 +206,6 @@ func (s *session) beat(ctx context.Context) beatResult {
 	s.mu.Lock()
 	s.quiet = false
 	s.mu.Unlock()
-	if s.maybeRenew(ctx) {
-		s.renewed.Store(true)
-		s.cancel()
-		return beatResult{outcome: outcomeFailed, interval: time.Second}
-	}
 	res, err := heartbeatOnce(ctx, s.a.o.Dir, s.id.guid, s.client, s.body, s.prepare, s.apply)
 	if errors.Is(err, errReset) {
 		s.a.info("the state folder was reset or activated again: closing this identity's ports", "guid", s.id.guid)
