@@ -122,7 +122,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	var s *session
 	switch {
 	case err == nil:
-		if s, err = a.newSession(ctx, id, st); err != nil {
+		if s, err = a.newSession(ctx, id, st, [2]string{}); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -167,10 +167,10 @@ func (a *Agent) run(ctx context.Context, s *session) {
 		if ctx.Err() != nil {
 			return
 		}
-		renewed := s.renewed.Load()
+		renewed, bound := s.renewed.Load(), s.boundAddrs()
 		s = nil
 		if renewed {
-			if s = a.restart(ctx); s != nil {
+			if s = a.restart(ctx, bound); s != nil {
 				continue
 			}
 		}
@@ -178,13 +178,13 @@ func (a *Agent) run(ctx context.Context, s *session) {
 	}
 }
 
-// restart starts a session with the identity a renewal just stored (nil if it cannot: the agent then
-// waits as after a reset).
-func (a *Agent) restart(ctx context.Context) *session {
+// restart starts a session with the identity a renewal just stored, on the ports the last one had
+// bound (nil if it cannot: the agent then waits as after a reset).
+func (a *Agent) restart(ctx context.Context, bound [2]string) *session {
 	id, st, err := loadIdentity(a.o.Dir)
 	if err == nil {
 		var s *session
-		if s, err = a.newSession(ctx, id, st); err == nil {
+		if s, err = a.newSession(ctx, id, st, bound); err == nil {
 			return s
 		}
 	}
@@ -209,7 +209,7 @@ func (a *Agent) waitSession(ctx context.Context) *session {
 		if err == nil {
 			stopOffers() // the identity's own listener takes the port
 			var s *session
-			if s, err = a.newSession(ctx, id, st); err == nil {
+			if s, err = a.newSession(ctx, id, st, [2]string{}); err == nil {
 				return s
 			}
 		}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,14 +35,18 @@ type session struct {
 	syncWake    chan struct{}
 	wg          sync.WaitGroup
 	renewed     atomic.Bool // the session ended to restart with a renewed certificate
-	crlMu       sync.Mutex  // one CRL installed at a time
-	crl         atomic.Pointer[pki.CRL]
+	// listen and relayListen are the addresses to bind: the Options', or after a renewal those the
+	// previous session had bound (so that a port picked by ":0" stays where the Manager and agents know it).
+	listen, relayListen string
+	crlMu               sync.Mutex // one CRL installed at a time
+	crl                 atomic.Pointer[pki.CRL]
 
 	mu       sync.Mutex
 	policy   *fleetapi.Policy
 	interval time.Duration // from the Manager's last answer (0: the policy's)
 	agentSrv *tlsServer
 	relaySrv *tlsServer
+	bound    [2]string            // the agent and relay ports' addresses when the session closed them
 	verified map[string]fileStamp // bundles hashed on disk and found intact
 	hs       *handshakeLog        // what the ports saw since the last accepted heartbeat
 	hsSent   hsSent               // what the heartbeat in flight carries (heartbeat loop only)
@@ -50,12 +55,15 @@ type session struct {
 	quiet    bool // manager-initiated: heartbeats paused (logged once)
 }
 
-func (a *Agent) newSession(ctx context.Context, id *identity, st *State) (*session, error) {
+// newSession starts an identity's session; bound, when set, are the addresses a previous session of the
+// same agent had bound (agent port, relay port), to bind again.
+func (a *Agent) newSession(ctx context.Context, id *identity, st *State, bound [2]string) (*session, error) {
 	ci, err := tlspolicy.CertInfoOf(id.server)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{a: a, id: id, cert: ci, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}, hs: newHandshakeLog(a.o.onHandshake)}
+	s := &session{a: a, id: id, cert: ci, listen: a.o.Listen, relayListen: a.o.RelayListen, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}, hs: newHandshakeLog(a.o.onHandshake)}
+	s.listen, s.relayListen = cmp.Or(bound[0], s.listen), cmp.Or(bound[1], s.relayListen)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.client = newManagerClient(id, a.legacyMax)
 	s.relayClient = newRelayClient(id, a.legacyMax)
@@ -91,15 +99,22 @@ func (s *session) close() {
 	s.mu.Lock()
 	if s.agentSrv != nil {
 		s.agentSrv.close()
-		s.agentSrv = nil
+		s.bound[0], s.agentSrv = s.agentSrv.addr, nil
 	}
 	if s.relaySrv != nil {
 		s.relaySrv.close()
-		s.relaySrv = nil
+		s.bound[1], s.relaySrv = s.relaySrv.addr, nil
 	}
 	s.mu.Unlock()
 	s.client.CloseIdleConnections()
 	s.relayClient.CloseIdleConnections()
+}
+
+// boundAddrs are the addresses the session's ports had when it closed them.
+func (s *session) boundAddrs() [2]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound
 }
 
 func (s *session) currentPolicy() *fleetapi.Policy {
@@ -341,9 +356,9 @@ func (s *session) apply(p *fleetapi.Policy) error {
 	switch {
 	case p == nil || p.Direction != fleetapi.AgentInitiated:
 		if s.agentSrv == nil {
-			srv, err := s.startServer(tlspolicy.RoleAgent, s.a.o.Listen, agentTLS, s.agentHandler())
+			srv, err := s.startServer(tlspolicy.RoleAgent, s.listen, agentTLS, s.agentHandler())
 			if err != nil {
-				errs = append(errs, fmt.Errorf("agent port %s: %w", s.a.o.Listen, err))
+				errs = append(errs, fmt.Errorf("agent port %s: %w", s.listen, err))
 				break
 			}
 			s.agentSrv = srv
@@ -358,7 +373,7 @@ func (s *session) apply(p *fleetapi.Policy) error {
 	}
 
 	if p != nil && p.Relay != nil {
-		want := s.a.o.RelayListen
+		want := s.relayListen
 		if want == "" {
 			want = ":" + strconv.Itoa(p.Relay.Port)
 		}

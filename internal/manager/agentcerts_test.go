@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"tlsfleet/internal/agent"
+	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
 )
 
@@ -136,5 +138,28 @@ func TestAgentFetchesCRLOnHeartbeat(t *testing.T) {
 	crl, err := pki.ParseCRL(der, m.CA().Cert)
 	if err != nil || crl.Number != m.currentCRL().Number || crl.Check(leafOf(t, victim.cert)) == nil {
 		t.Errorf("stored CRL: %v, number %v, want %d listing the deactivated computer", err, crl, m.currentCRL().Number)
+	}
+}
+
+// A manager-initiated agent sends no heartbeats: it renews all the same, and the Manager's poll of its
+// port 4118, where it presents the new certificate, confirms the renewal.
+func TestManagerInitiatedAgentRenews(t *testing.T) {
+	ev := make(logEvents, 256)
+	m := startManager(t, func(o *Options) { o.HeartbeatSeconds = 1; o.Logger = slog.New(ev) })
+	if _, err := m.Ops().ChangeSetting(t.Context(), "test", settings.Direction, fleetapi.ManagerInitiated); err != nil {
+		t.Fatal(err)
+	}
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Swap(0))) }
+	a, _, beats := startRealAgent(t, m, "quiet1", clock)
+	if p := nextBeat(t, beats).Policy; p == nil || p.Direction != fleetapi.ManagerInitiated {
+		t.Fatalf("the first heartbeat brought %+v, want a manager-initiated policy", p)
+	}
+	ahead.Store(int64(250 * 24 * time.Hour))
+	a.CheckInNow()
+	waitLog(t, ev, "renewed certificate in use: the previous one is revoked")
+	certs, _ := m.db.(*store.DB).CertSerials(t.Context(), a.GUID())
+	if len(certs) != 2 || certs[0].Reason != pki.ReasonSuperseded {
+		t.Errorf("certificates after the poll: %+v, want the first superseded", certs)
 	}
 }

@@ -50,7 +50,7 @@ type pusher struct {
 	log    *slog.Logger
 	tlsCfg *tls.Config // the Manager's certificate and the fleet CA; ServerName set per agent
 	ackFn  func(ctx context.Context, guid, fp string) error
-	status func(guid, fp string)
+	status func(guid, fp, serial string) // serial: the certificate the agent's 4118 presented
 	// crl returns the revocation list in force, as DER (nil: none yet); jobCRL sends what it returns when
 	// the job runs, so a queued push never carries an outdated list.
 	crl func() []byte
@@ -68,7 +68,7 @@ type agentPool struct {
 	lastUsed time.Time
 }
 
-func newPusher(log *slog.Logger, cert tls.Certificate, ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error, status func(guid, fp string),
+func newPusher(log *slog.Logger, cert tls.Certificate, ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error, status func(guid, fp, serial string),
 	crl func() []byte) *pusher {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
@@ -265,7 +265,11 @@ func (p *pusher) poll(ctx context.Context, j agentJob) error {
 		p.log.Warn("agent status unreadable", "guid", j.guid, "status", resp.Status, "err", err)
 		return nil
 	}
-	p.status(j.guid, s.PolicyFingerprint)
+	serial := ""
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		serial = resp.TLS.PeerCertificates[0].SerialNumber.Text(16)
+	}
+	p.status(j.guid, s.PolicyFingerprint, serial)
 	if j.policy != nil && s.PolicyFingerprint != j.fp {
 		return p.push(ctx, j)
 	}
