@@ -144,7 +144,7 @@ func TestAgentFetchesCRLOnHeartbeat(t *testing.T) {
 // A manager-initiated agent sends no heartbeats: it renews all the same, and the Manager's poll of its
 // port 4118, where it presents the new certificate, confirms the renewal.
 func TestManagerInitiatedAgentRenews(t *testing.T) {
-	ev := make(logEvents, 256)
+	ev := newLogEvents("renewed certificate in use: the previous one is revoked")
 	m := startManager(t, func(o *Options) { o.HeartbeatSeconds = 1; o.Logger = slog.New(ev) })
 	if _, err := m.Ops().ChangeSetting(t.Context(), "test", settings.Direction, fleetapi.ManagerInitiated); err != nil {
 		t.Fatal(err)

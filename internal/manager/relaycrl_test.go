@@ -16,15 +16,28 @@ import (
 	"tlsfleet/internal/settings"
 )
 
-// logEvents is a slog handler that passes every record's message to a channel (and drops it when
-// nobody listens), so that a test waits for the event itself instead of polling.
-type logEvents chan string
+// logEvents is a slog handler that passes the messages a test waits for to a channel, so that the test
+// waits for the event itself instead of polling; other records are dropped.
+type logEvents struct {
+	want map[string]bool
+	ch   chan string
+}
+
+func newLogEvents(msgs ...string) logEvents {
+	ev := logEvents{want: map[string]bool{}, ch: make(chan string, 64)}
+	for _, m := range msgs {
+		ev.want[m] = true
+	}
+	return ev
+}
 
 func (l logEvents) Enabled(context.Context, slog.Level) bool { return true }
 func (l logEvents) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case l <- r.Message:
-	default:
+	if l.want[r.Message] {
+		select {
+		case l.ch <- r.Message:
+		default:
+		}
 	}
 	return nil
 }
@@ -37,7 +50,7 @@ func waitLog(t *testing.T, ev logEvents, msg string) {
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case got := <-ev:
+		case got := <-ev.ch:
 			if got == msg {
 				return
 			}
@@ -63,7 +76,7 @@ func relayBundleGet(c *http.Client, relayAddr string) (int, error) {
 // 4122 refuses the held certificate on a kept-alive connection (403) and in the handshake of a new one.
 // Reactivation lifts the hold the same way.
 func TestDeactivationReachesRelays(t *testing.T) {
-	ev := make(logEvents, 64)
+	ev := newLogEvents("CRL pushed to a relay")
 	m := startManager(t, func(o *Options) { o.Logger = slog.New(ev) })
 	dir := filepath.Join(t.TempDir(), "relay")
 	act, err := agent.Activate(t.Context(), agent.ActivateOptions{Dir: dir, URL: "dsm://" + m.AgentAddr() + "/", Token: token(t, m, 1, time.Now().Add(time.Hour)),
