@@ -48,6 +48,10 @@ type Options struct {
 	// 0 keeps each port's default (listener.DefaultLimits: 4118 256 and 64, 4122 16,384 and 4,096).
 	MaxConns, MaxConnsPerAddress int
 
+	// Clock is the time the agent renews its certificate by (two thirds into its lifetime); default
+	// time.Now. It is read once before each heartbeat.
+	Clock func() time.Time
+
 	onHandshake func(listener.Observation) // tests: every observation of the ports, once counted
 }
 
@@ -118,7 +122,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	var s *session
 	switch {
 	case err == nil:
-		if s, err = a.newSession(ctx, id, st); err != nil {
+		if s, err = a.newSession(ctx, id, st, [2]string{}); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -163,9 +167,29 @@ func (a *Agent) run(ctx context.Context, s *session) {
 		if ctx.Err() != nil {
 			return
 		}
-		a.info("waiting for a new activation (dsa_control -a)", "dir", a.o.Dir)
+		renewed, bound := s.renewed.Load(), s.boundAddrs()
 		s = nil
+		if renewed {
+			if s = a.restart(ctx, bound); s != nil {
+				continue
+			}
+		}
+		a.info("waiting for a new activation (dsa_control -a)", "dir", a.o.Dir)
 	}
+}
+
+// restart starts a session with the identity a renewal just stored, on the ports the last one had
+// bound (nil if it cannot: the agent then waits as after a reset).
+func (a *Agent) restart(ctx context.Context, bound [2]string) *session {
+	id, st, err := loadIdentity(a.o.Dir)
+	if err == nil {
+		var s *session
+		if s, err = a.newSession(ctx, id, st, bound); err == nil {
+			return s
+		}
+	}
+	a.error("cannot start with the renewed certificate", "err", err)
+	return nil
 }
 
 // waitSession polls the state folder until the agent is activated and its ports are bound.
@@ -185,7 +209,7 @@ func (a *Agent) waitSession(ctx context.Context) *session {
 		if err == nil {
 			stopOffers() // the identity's own listener takes the port
 			var s *session
-			if s, err = a.newSession(ctx, id, st); err == nil {
+			if s, err = a.newSession(ctx, id, st, [2]string{}); err == nil {
 				return s
 			}
 		}

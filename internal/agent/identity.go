@@ -36,6 +36,9 @@ func loadIdentity(dir string) (*identity, *State, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := recoverRenewal(dir); err != nil {
+		return nil, nil, fmt.Errorf("finishing an interrupted certificate renewal: %w", err)
+	}
 	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent key and certificate: %w (dsa_control -r, then -a, activates again)", err)

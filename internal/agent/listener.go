@@ -67,10 +67,19 @@ func (s *session) startServer(role tlspolicy.Role, addr string, ts fleetapi.TLSS
 		ln.Close()
 		return nil, err
 	}
+	// The policy decides versions and suites; on top of it, the fleet's CRL refuses listed client
+	// certificates in the handshake (resumed sessions too), and on 4118 only the Manager's certificate
+	// (CommonName "tlsfleet manager") gets through.
 	opts := tlspolicy.ServerOptions{Certificate: s.id.server, ClientCAs: s.id.pool, NextProtos: []string{"http/1.1"}, ClientAuth: tls.VerifyClientCertIfGiven,
-		Observer: listener.Observe}
+		Observer: listener.Observe, VerifyConnection: s.checkRevoked}
 	if role == tlspolicy.RoleAgent {
 		opts.ClientAuth = tls.RequireAndVerifyClientCert
+		opts.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := verifyManagerPeer(cs); err != nil {
+				return err
+			}
+			return s.checkRevoked(cs)
+		}
 	}
 	pol, err := tlspolicy.NewServer(p, opts)
 	if err != nil {
@@ -78,20 +87,6 @@ func (s *session) startServer(role tlspolicy.Role, addr string, ts fleetapi.TLSS
 		return nil, err
 	}
 	cfg := pol.TLSConfig()
-	if role == tlspolicy.RoleAgent {
-		// The policy's per-handshake configuration decides versions and suites; on top of it, only the
-		// Manager's certificate (CommonName "tlsfleet manager") gets through the handshake.
-		inner := cfg.GetConfigForClient
-		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			c, err := inner(hello)
-			if err != nil || c == nil {
-				return c, err
-			}
-			c = c.Clone()
-			c.VerifyConnection = verifyManagerPeer
-			return c, nil
-		}
-	}
 	name := "agent port"
 	if role == tlspolicy.RoleRelay {
 		name = "relay port"
@@ -173,6 +168,7 @@ var (
 func (s *session) agentHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT "+fleetapi.PathPolicy, s.putPolicy)
+	mux.HandleFunc("PUT "+fleetapi.PathCRL, s.putCRL)
 	mux.HandleFunc("GET "+fleetapi.PathStatus, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.status()) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The handshake already insists on the Manager's certificate; this is the second lock.

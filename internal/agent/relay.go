@@ -264,6 +264,11 @@ func (s *session) serveBundle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "bundles are for this fleet's computers: present the agent certificate")
 		return
 	}
+	if err := s.checkRevoked(*r.TLS); err != nil { // a connection kept alive across a revocation
+		s.a.warn("relay: refused a revoked certificate", "err", err, "client", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "%v", err)
+		return
+	}
 	if p := s.currentPolicy(); p != nil && p.Relay != nil && slices.Contains(p.Relay.Denied, r.TLS.PeerCertificates[0].Subject.CommonName) {
 		s.a.warn("relay: refused a deactivated computer", "guid", r.TLS.PeerCertificates[0].Subject.CommonName, "client", r.RemoteAddr)
 		writeError(w, http.StatusForbidden, "computer %s is deactivated", r.TLS.PeerCertificates[0].Subject.CommonName)

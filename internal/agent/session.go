@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/pki"
 	"tlsfleet/internal/tlspolicy"
 )
 
@@ -30,12 +34,19 @@ type session struct {
 	relayClient *http.Client // to relays (bundle downloads)
 	syncWake    chan struct{}
 	wg          sync.WaitGroup
+	renewed     atomic.Bool // the session ended to restart with a renewed certificate
+	// listen and relayListen are the addresses to bind: the Options', or after a renewal those the
+	// previous session had bound (so that a port picked by ":0" stays where the Manager and agents know it).
+	listen, relayListen string
+	crlMu               sync.Mutex // one CRL installed at a time
+	crl                 atomic.Pointer[pki.CRL]
 
 	mu       sync.Mutex
 	policy   *fleetapi.Policy
 	interval time.Duration // from the Manager's last answer (0: the policy's)
 	agentSrv *tlsServer
 	relaySrv *tlsServer
+	bound    [2]string            // the agent and relay ports' addresses when the session closed them
 	verified map[string]fileStamp // bundles hashed on disk and found intact
 	hs       *handshakeLog        // what the ports saw since the last accepted heartbeat
 	hsSent   hsSent               // what the heartbeat in flight carries (heartbeat loop only)
@@ -44,15 +55,19 @@ type session struct {
 	quiet    bool // manager-initiated: heartbeats paused (logged once)
 }
 
-func (a *Agent) newSession(ctx context.Context, id *identity, st *State) (*session, error) {
+// newSession starts an identity's session; bound, when set, are the addresses a previous session of the
+// same agent had bound (agent port, relay port), to bind again.
+func (a *Agent) newSession(ctx context.Context, id *identity, st *State, bound [2]string) (*session, error) {
 	ci, err := tlspolicy.CertInfoOf(id.server)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{a: a, id: id, cert: ci, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}, hs: newHandshakeLog(a.o.onHandshake)}
+	s := &session{a: a, id: id, cert: ci, listen: a.o.Listen, relayListen: a.o.RelayListen, syncWake: make(chan struct{}, 1), verified: map[string]fileStamp{}, hs: newHandshakeLog(a.o.onHandshake)}
+	s.listen, s.relayListen = cmp.Or(bound[0], s.listen), cmp.Or(bound[1], s.relayListen)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.client = newManagerClient(id, a.legacyMax)
 	s.relayClient = newRelayClient(id, a.legacyMax)
+	s.loadCRL()
 	if st.Policy != nil {
 		if err := st.Policy.Validate(); err != nil {
 			a.warn("the stored policy is invalid: ignored until the Manager sends one", "err", err)
@@ -84,15 +99,22 @@ func (s *session) close() {
 	s.mu.Lock()
 	if s.agentSrv != nil {
 		s.agentSrv.close()
-		s.agentSrv = nil
+		s.bound[0], s.agentSrv = s.agentSrv.addr, nil
 	}
 	if s.relaySrv != nil {
 		s.relaySrv.close()
-		s.relaySrv = nil
+		s.bound[1], s.relaySrv = s.relaySrv.addr, nil
 	}
 	s.mu.Unlock()
 	s.client.CloseIdleConnections()
 	s.relayClient.CloseIdleConnections()
+}
+
+// boundAddrs are the addresses the session's ports had when it closed them.
+func (s *session) boundAddrs() [2]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound
 }
 
 func (s *session) currentPolicy() *fleetapi.Policy {
@@ -179,6 +201,13 @@ func (s *session) prepare(st *State) error {
 // the agent sends none: the Manager polls its port 4118 and pushes policies there (dsa_control -m still
 // checks in by hand).
 func (s *session) beat(ctx context.Context) beatResult {
+	// Renewal first, whatever the direction: a manager-initiated agent sends no heartbeats but must not
+	// let its certificate expire.
+	if s.maybeRenew(ctx) {
+		s.renewed.Store(true)
+		s.cancel()
+		return beatResult{outcome: outcomeFailed, interval: time.Second}
+	}
 	if p := s.currentPolicy(); p != nil && p.Direction == fleetapi.ManagerInitiated && s.agentAddr() != "" {
 		s.mu.Lock()
 		quiet := s.quiet
@@ -212,6 +241,7 @@ func (s *session) beat(ctx context.Context) beatResult {
 		s.probed = false
 		s.mu.Unlock()
 		s.handshakesDelivered()
+		s.fetchCRL(ctx, res.Response.CRLNumber)
 	}
 	r := beatResult{outcome: outcomeOK, interval: s.heartbeatInterval()}
 	var me *ManagerError
@@ -232,6 +262,11 @@ func (s *session) beat(ctx context.Context) beatResult {
 		s.kickSync()
 	case errors.As(err, &me) && me.Status == http.StatusForbidden:
 		s.a.error(me.Error()+" (retrying slowly; reactivate with dsa_control -r and -a if this computer was deactivated)", "seq", res.Seq)
+		r.outcome = outcomeRefused
+	case certRefused(err):
+		s.a.error("the Manager refused this agent's certificate in the handshake: it is revoked (the computer was deactivated, "+
+			"or the certificate superseded by a renewal) or its key is below the Manager's java.security (retrying slowly; dsm_c -action reactivate lifts a deactivation)",
+			"serial", s.id.client.Leaf.SerialNumber.Text(16), "err", err)
 		r.outcome = outcomeRefused
 	case errors.As(err, &me) && me.Status == http.StatusConflict:
 		s.a.warn(me.Error()+" (state restored from a backup, or a cloned agent?): continuing with a higher seq", "seq", res.Seq, "next_seq", res.SeqSkippedTo+1)
@@ -321,9 +356,9 @@ func (s *session) apply(p *fleetapi.Policy) error {
 	switch {
 	case p == nil || p.Direction != fleetapi.AgentInitiated:
 		if s.agentSrv == nil {
-			srv, err := s.startServer(tlspolicy.RoleAgent, s.a.o.Listen, agentTLS, s.agentHandler())
+			srv, err := s.startServer(tlspolicy.RoleAgent, s.listen, agentTLS, s.agentHandler())
 			if err != nil {
-				errs = append(errs, fmt.Errorf("agent port %s: %w", s.a.o.Listen, err))
+				errs = append(errs, fmt.Errorf("agent port %s: %w", s.listen, err))
 				break
 			}
 			s.agentSrv = srv
@@ -338,7 +373,7 @@ func (s *session) apply(p *fleetapi.Policy) error {
 	}
 
 	if p != nil && p.Relay != nil {
-		want := s.a.o.RelayListen
+		want := s.relayListen
 		if want == "" {
 			want = ":" + strconv.Itoa(p.Relay.Port)
 		}

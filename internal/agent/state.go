@@ -22,6 +22,7 @@ const (
 	CertFile   = "cert.pem"
 	CAFile     = "ca.pem"
 	StateFile  = "state.json"
+	CRLFile    = "crl.der" // the fleet's revocation list (DER), as the Manager last sent it
 	BundlesDir = "bundles"
 	LockFile   = ".lock"
 )

@@ -24,6 +24,11 @@ const (
 	PathActivate  = "/agent/v1/activate"  // POST ActivateRequest → ActivateResponse; server-authenticated TLS
 	PathHeartbeat = "/agent/v1/heartbeat" // POST Heartbeat → HeartbeatResponse; mutual TLS
 	PathBundles   = "/agent/v1/bundles/"  // GET PathBundles+SHA256 → the bundle's bytes; mutual TLS (relays mirror from here)
+	PathRenew     = "/agent/v1/renew"     // POST RenewRequest → RenewResponse; mutual TLS with the certificate to renew
+	// PathCRL is the fleet CA's revocation list (DER, CRLContentType): GET on 4120 (agents and relays
+	// fetch it when a heartbeat answer names a newer CRLNumber), PUT on 4118 (mutual TLS, the Manager
+	// pushes it to relays at once after a deactivation) → 204.
+	PathCRL = "/agent/v1/crl"
 	// On the agent's port (4118), mutual TLS, called by the Manager.
 	PathPolicy = "/agent/v1/policy" // PUT Policy → 204; the Manager's "send policy now"
 	PathStatus = "/agent/v1/status" // GET → Status
@@ -37,6 +42,25 @@ const (
 
 // MaxBody bounds every JSON body on these channels.
 const MaxBody = 1 << 20
+
+// CRLContentType is the media type of a CRL (RFC 2585); MaxCRL bounds one (about 50 bytes an entry: a
+// million entries).
+const (
+	CRLContentType = "application/pkix-crl"
+	MaxCRL         = 64 << 20
+)
+
+// RenewRequest asks for a new certificate for the key of CSR (same GUID; its CommonName, if any, must be
+// the GUID).
+type RenewRequest struct {
+	CSR string `json:"csr"` // PEM
+}
+
+// RenewResponse carries the renewed certificate. The old one stays valid until the agent heartbeats with
+// the new one.
+type RenewResponse struct {
+	Certificate string `json:"certificate"` // PEM, signed by the fleet CA
+}
 
 // ManagerCommonName is the CommonName of the Manager's certificate, which agents check when the Manager
 // calls them on 4118.
@@ -123,6 +147,9 @@ type HeartbeatResponse struct {
 	// Policy is set when the agent's fingerprint differs from its current policy.
 	Policy   *Policy  `json:"policy,omitempty"`
 	Commands []string `json:"commands,omitempty"`
+	// CRLNumber is the number of the fleet's current revocation list (0: none yet): an agent whose CRL is
+	// older fetches PathCRL.
+	CRLNumber int64 `json:"crl_number,omitempty"`
 }
 
 // Communication directions, a policy setting.

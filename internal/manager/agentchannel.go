@@ -27,6 +27,8 @@ func (m *Manager) agentHandler() http.Handler {
 	mux.HandleFunc("POST "+fleetapi.PathActivate, m.activate)
 	mux.HandleFunc("POST "+fleetapi.PathHeartbeat, m.heartbeat)
 	mux.HandleFunc("GET "+fleetapi.PathBundles+"{sha256}", m.bundle)
+	mux.HandleFunc("POST "+fleetapi.PathRenew, m.renew)
+	mux.HandleFunc("GET "+fleetapi.PathCRL, m.serveCRL)
 	return mux
 }
 
@@ -36,23 +38,37 @@ func (m *Manager) agentIdentity(w http.ResponseWriter, r *http.Request) (*compSt
 		writeError(w, http.StatusUnauthorized, "this endpoint needs the agent's certificate from the fleet CA (mutual TLS); activate first with dsa_control -a")
 		return nil, false
 	}
-	guid := r.TLS.PeerCertificates[0].Subject.CommonName
-	m.fleet.mu.Lock()
-	st := m.fleet.comps[guid]
-	m.fleet.mu.Unlock()
-	if st == nil {
-		m.refreshFleet(r.Context())
+	leaf := r.TLS.PeerCertificates[0]
+	guid := leaf.Subject.CommonName
+	// The handshake checked the CRL; a connection kept alive across a revocation is checked here.
+	if err := m.currentCRL().Check(leaf); err != nil {
+		writeError(w, http.StatusForbidden, "%v", err)
+		return nil, false
+	}
+	lookup := func() (*compState, store.Computer) {
 		m.fleet.mu.Lock()
-		st = m.fleet.comps[guid]
-		m.fleet.mu.Unlock()
+		defer m.fleet.mu.Unlock()
+		if st := m.fleet.comps[guid]; st != nil {
+			return st, st.c
+		}
+		return nil, store.Computer{}
+	}
+	st, c := lookup()
+	if st == nil || !ownsCert(c, leaf) {
+		m.refreshFleet(r.Context()) // activated or renewed through another node, or just now
+		st, c = lookup()
 	}
 	switch {
 	case st == nil:
 		writeError(w, http.StatusForbidden, "computer %s is not known to this Manager", guid)
 		return nil, false
-	case st.c.Deactivated:
-		m.log.Warn("refused a deactivated computer", "guid", guid, "hostname", st.c.Hostname, "client", r.RemoteAddr)
-		writeError(w, http.StatusForbidden, "computer %s (%s) is deactivated (dsm_c -action reactivate -name %s undoes it)", guid, st.c.Hostname, guid)
+	case c.Deactivated:
+		m.log.Warn("refused a deactivated computer", "guid", guid, "hostname", c.Hostname, "client", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "computer %s (%s) is deactivated (dsm_c -action reactivate -name %s undoes it)", guid, c.Hostname, guid)
+		return nil, false
+	case !ownsCert(c, leaf):
+		m.log.Warn("refused a certificate that is not the computer's current one", "guid", guid, "serial", leaf.SerialNumber.Text(16), "client", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "certificate %s is not the current certificate of computer %s (superseded by a renewal)", leaf.SerialNumber.Text(16), guid)
 		return nil, false
 	}
 	return st, true
@@ -106,6 +122,10 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.lastSeq, st.lastSeen = hb.Seq, now
+	confirm := "" // the renewed certificate's serial, when this heartbeat is its first
+	if sn := r.TLS.PeerCertificates[0].SerialNumber.Text(16); st.c.CertPrevSerial != "" && sn == st.c.CertSerial {
+		confirm = sn
+	}
 	listen := reachable(hb.Listen, r.RemoteAddr)
 	relayListen := ""
 	if hb.Relay != nil {
@@ -118,7 +138,7 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	m.fleet.pending[st.c.GUID] = store.CheckIn{GUID: st.c.GUID, LastSeen: now.UTC().Format(time.RFC3339Nano), Seq: hb.Seq, Listen: listen,
 		RelayListen: relayListen, NegotiatedTLS: tlspolicy.Version(r.TLS.Version).String(), AgentVersion: hb.AgentVersion, Platform: hb.Platform,
 		TLSVersions: strings.Join(hb.TLSVersions, ","), PolicyAcked: hb.PolicyFingerprint, Legacy: hb.Legacy}
-	resp := fleetapi.HeartbeatResponse{IntervalSeconds: fleetapi.DefaultHeartbeatS}
+	resp := fleetapi.HeartbeatResponse{IntervalSeconds: fleetapi.DefaultHeartbeatS, CRLNumber: m.currentCRL().Number}
 	if st.policy != nil {
 		resp.IntervalSeconds = st.policy.HeartbeatSeconds
 		if hb.PolicyFingerprint != st.c.PolicySent {
@@ -130,6 +150,9 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 		m.log.Info("heartbeat from the legacy simulator", "guid", st.c.GUID, "tls", tlspolicy.Version(r.TLS.Version).String())
 	}
 	m.recordHandshakes(st.c.GUID, &hb)
+	if confirm != "" {
+		m.confirmRenewal(r.Context(), st.c.GUID, confirm)
+	}
 	writeJSON(w, http.StatusOK, resp)
 }
 

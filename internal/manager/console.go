@@ -66,6 +66,12 @@ func (h hooks) SettingsChanged(ctx context.Context) { h.m.Reload(ctx) }
 // FleetChanged pushes on the Manager's own context: pushes outlive the request that released them.
 func (h hooks) FleetChanged(ctx context.Context) { h.m.syncFleet(h.m.runCtx) }
 
+// CertsChanged signs and pushes the CRL on the Manager's own context too.
+func (h hooks) CertsChanged(ctx context.Context) {
+	h.m.syncFleet(h.m.runCtx) // the relays' addresses and the deactivated flag, for the push
+	h.m.certsChanged(h.m.runCtx)
+}
+
 var writeError = fleetapi.WriteError
 var writeJSON = fleetapi.WriteJSON
 

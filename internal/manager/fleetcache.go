@@ -131,6 +131,7 @@ func (m *Manager) fleetLoop(ctx context.Context) {
 		if dirty := m.flushCheckIns(ctx); dirty {
 			m.release(ctx)
 		}
+		m.certsChanged(ctx) // a deactivation or renewal elsewhere (dsm_c, another node): pushed to relays at once
 		if ver, err := m.db.FleetVersion(ctx); err == nil {
 			m.fleet.mu.Lock()
 			changed := ver != m.fleet.version
@@ -207,17 +208,23 @@ func (m *Manager) recordAck(guid, fp string) {
 	}
 }
 
-// recordStatus notes an agent's answer to a manager-initiated poll, for the next batch.
-func (m *Manager) recordStatus(guid, fp string) {
+// recordStatus notes an agent's answer to a manager-initiated poll, for the next batch. An agent that
+// sends no heartbeats (manager-initiated) confirms a renewal by presenting the new certificate here.
+func (m *Manager) recordStatus(guid, fp, serial string) {
 	m.fleet.mu.Lock()
-	defer m.fleet.mu.Unlock()
 	st := m.fleet.comps[guid]
 	if st == nil {
+		m.fleet.mu.Unlock()
 		return
 	}
+	confirm := st.c.CertPrevSerial != "" && serial == st.c.CertSerial
 	st.lastSeen = time.Now()
 	st.c.PolicyAcked = fp
 	m.fleet.pending[guid] = store.CheckIn{GUID: guid, LastSeen: st.lastSeen.UTC().Format(time.RFC3339Nano), Seq: st.lastSeq,
 		Listen: st.c.Listen, RelayListen: st.c.RelayListen, NegotiatedTLS: st.c.NegotiatedTLS, AgentVersion: st.c.AgentVersion,
 		Platform: st.c.Platform, TLSVersions: st.c.TLSVersions, PolicyAcked: fp, Legacy: st.c.Legacy}
+	m.fleet.mu.Unlock()
+	if confirm {
+		m.confirmRenewal(m.runCtx, guid, serial)
+	}
 }

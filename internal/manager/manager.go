@@ -44,6 +44,11 @@ type Store interface {
 	CreateAdmin(ctx context.Context, username, passwordHash string) (bool, error)
 	Activate(ctx context.Context, tokenHash string, at time.Time, c store.Computer, issue func(store.ActivationToken) (store.Computer, error)) (store.Computer, error)
 	RecordCheckIns(ctx context.Context, batch []store.CheckIn) error
+	CRLVersion(ctx context.Context) (int64, error)
+	BumpCRL(ctx context.Context) error
+	RevokedCerts(ctx context.Context, at time.Time) ([]store.RevokedCert, int64, error)
+	Renew(ctx context.Context, guid, presented string, issue func() (serial, expires string, err error)) error
+	ConfirmCert(ctx context.Context, guid, current string) (bool, error)
 	SetPolicyAcked(ctx context.Context, guid, fingerprint string) error
 	AddObservations(ctx context.Context, obs []store.Observation) error
 	PruneObservations(ctx context.Context, before string) (int64, error)
@@ -95,6 +100,7 @@ type Manager struct {
 	limits             map[tlspolicy.Role]listener.Limits // of both ports, from the flags, configuration.properties and the defaults
 	cert               tls.Certificate
 	fleet              fleetState
+	crl                crlState
 	flushMu            sync.Mutex
 	pusher             *pusher
 	ops                *ops.Ops
@@ -143,7 +149,15 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	m.fleet.pending = map[string]store.CheckIn{}
 	m.ops = ops.New(m.db, m.folder, hooks{m})
 	m.api = api.New(m.ops, m, m.log)
-	m.pusher = newPusher(m.log, m.cert, m.ca.Cert, m.ack, m.recordStatus)
+	m.pusher = newPusher(m.log, m.cert, m.ca.Cert, m.ack, m.recordStatus, func() []byte {
+		if crl := m.currentCRL(); crl != nil {
+			return crl.DER
+		}
+		return nil
+	})
+	if _, err := m.refreshCRL(ctx); err != nil {
+		return nil, fmt.Errorf("fleet CRL: %w", err)
+	}
 	if err := m.buildPolicies(ctx); err != nil {
 		return nil, err
 	}
@@ -235,7 +249,7 @@ func (m *Manager) buildPolicies(ctx context.Context) error {
 	}
 	if m.agents, err = tlspolicy.NewServer(tlspolicy.Effective(m.agentListener(), layers),
 		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs,
-			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}); err != nil {
+			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool, VerifyConnection: m.checkRevoked}); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

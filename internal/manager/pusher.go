@@ -23,6 +23,7 @@ type jobKind int
 const (
 	jobPush jobKind = iota // send policy now
 	jobPoll                // ask for the status (manager-initiated), then push if the agent runs another policy
+	jobCRL                 // put the current revocation list on a relay
 )
 
 // agentJob is a copy, taken under the fleet lock, of what a call to an agent needs.
@@ -30,6 +31,15 @@ type agentJob struct {
 	kind           jobKind
 	guid, addr, fp string
 	policy         *fleetapi.Policy
+}
+
+// key is what at most one queued or running job may have: a CRL push does not wait behind a policy push
+// to the same relay.
+func (j agentJob) key() string {
+	if j.kind == jobCRL {
+		return "crl/" + j.guid
+	}
+	return j.guid
 }
 
 // pusher calls agents on their port 4118: a fixed pool of workers takes jobs from a bounded queue, and
@@ -40,13 +50,16 @@ type pusher struct {
 	log    *slog.Logger
 	tlsCfg *tls.Config // the Manager's certificate and the fleet CA; ServerName set per agent
 	ackFn  func(ctx context.Context, guid, fp string) error
-	status func(guid, fp string)
+	status func(guid, fp, serial string) // serial: the certificate the agent's 4118 presented
+	// crl returns the revocation list in force, as DER (nil: none yet); jobCRL sends what it returns when
+	// the job runs, so a queued push never carries an outdated list.
+	crl func() []byte
 
 	jobs chan agentJob
 	wg   sync.WaitGroup
 
 	mu       sync.Mutex
-	inFlight map[string]bool // GUIDs with a job queued or running
+	inFlight map[string]bool // job keys (GUIDs) with a job queued or running
 	pools    map[string]*agentPool
 }
 
@@ -55,10 +68,11 @@ type agentPool struct {
 	lastUsed time.Time
 }
 
-func newPusher(log *slog.Logger, cert tls.Certificate, ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error, status func(guid, fp string)) *pusher {
+func newPusher(log *slog.Logger, cert tls.Certificate, ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error, status func(guid, fp, serial string),
+	crl func() []byte) *pusher {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	return &pusher{log: log, ackFn: ack, status: status,
+	return &pusher{log: log, ackFn: ack, status: status, crl: crl,
 		tlsCfg:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		jobs:     make(chan agentJob, pushQueue),
 		inFlight: map[string]bool{}, pools: map[string]*agentPool{}}
@@ -111,18 +125,18 @@ func (p *pusher) wait() {
 // second later, queues it again). It reports whether the job was queued.
 func (p *pusher) enqueue(j agentJob) bool {
 	p.mu.Lock()
-	if p.inFlight[j.guid] {
+	if p.inFlight[j.key()] {
 		p.mu.Unlock()
 		return false
 	}
-	p.inFlight[j.guid] = true
+	p.inFlight[j.key()] = true
 	p.mu.Unlock()
 	select {
 	case p.jobs <- j:
 		return true
 	default:
 		p.mu.Lock()
-		delete(p.inFlight, j.guid)
+		delete(p.inFlight, j.key())
 		p.mu.Unlock()
 		p.log.Warn("too many agent calls queued; this one waits for the next sync", "guid", j.guid, "queued", pushQueue)
 		return false
@@ -132,13 +146,15 @@ func (p *pusher) enqueue(j agentJob) bool {
 func (p *pusher) do(ctx context.Context, j agentJob) {
 	defer func() {
 		p.mu.Lock()
-		delete(p.inFlight, j.guid)
+		delete(p.inFlight, j.key())
 		p.mu.Unlock()
 	}()
 	var err error
 	switch j.kind {
 	case jobPoll:
 		err = p.poll(ctx, j)
+	case jobCRL:
+		err = p.putCRL(ctx, j)
 	default:
 		err = p.push(ctx, j)
 	}
@@ -168,7 +184,7 @@ func (p *pusher) sweep(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for guid, ap := range p.pools {
-		if now.Sub(ap.lastUsed) > agentPoolIdle && !p.inFlight[guid] {
+		if now.Sub(ap.lastUsed) > agentPoolIdle && !p.busy(guid) {
 			ap.t.CloseIdleConnections()
 			delete(p.pools, guid)
 		}
@@ -181,11 +197,16 @@ func (p *pusher) forget(live map[string]bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for guid, ap := range p.pools {
-		if !live[guid] && !p.inFlight[guid] {
+		if !live[guid] && !p.busy(guid) {
 			ap.t.CloseIdleConnections()
 			delete(p.pools, guid)
 		}
 	}
+}
+
+// busy reports whether a computer has a job queued or running (p.mu held).
+func (p *pusher) busy(guid string) bool {
+	return p.inFlight[guid] || p.inFlight[agentJob{kind: jobCRL, guid: guid}.key()]
 }
 
 // poolCount is how many connection pools are open (tests).
@@ -244,9 +265,39 @@ func (p *pusher) poll(ctx context.Context, j agentJob) error {
 		p.log.Warn("agent status unreadable", "guid", j.guid, "status", resp.Status, "err", err)
 		return nil
 	}
-	p.status(j.guid, s.PolicyFingerprint)
+	serial := ""
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		serial = resp.TLS.PeerCertificates[0].SerialNumber.Text(16)
+	}
+	p.status(j.guid, s.PolicyFingerprint, serial)
 	if j.policy != nil && s.PolicyFingerprint != j.fp {
 		return p.push(ctx, j)
 	}
+	return nil
+}
+
+// putCRL puts the current revocation list on a relay's port 4118, so that its 4122 refuses a
+// deactivated computer at once.
+func (p *pusher) putCRL(ctx context.Context, j agentJob) error {
+	der := p.crl()
+	if der == nil {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "https://"+j.addr+fleetapi.PathCRL, bytes.NewReader(der))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", fleetapi.CRLContentType)
+	resp, err := p.client(j.guid).Do(req)
+	if err != nil {
+		return fmt.Errorf("CRL push (the relay fetches it at its next heartbeat): %w", err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		p.log.Warn("relay refused the pushed CRL", "guid", j.guid, "status", resp.Status, "answer", string(bytes.TrimSpace(msg)))
+		return nil
+	}
+	p.log.Info("CRL pushed to a relay", "guid", j.guid, "bytes", len(der))
 	return nil
 }

@@ -17,7 +17,7 @@ func testPusher(t *testing.T) *pusher {
 		t.Fatal(err)
 	}
 	return newPusher(slog.New(slog.DiscardHandler), tls.Certificate{}, ca.Cert,
-		func(context.Context, string, string) error { return nil }, func(string, string) {})
+		func(context.Context, string, string) error { return nil }, func(string, string, string) {}, func() []byte { return nil })
 }
 
 // A computer has at most one call queued or running; a full queue refuses instead of blocking.

@@ -156,18 +156,24 @@ func (o *Ops) changeComputer(ctx context.Context, name string, plan func(c store
 }
 
 // SetDeactivated deactivates a computer (off) or reactivates it: the Manager refuses a deactivated
-// computer's heartbeats and sends it no policy, and relays refuse it their bundles.
+// computer's heartbeats and sends it no policy; its certificates are put on hold in the fleet's
+// revocation list, which the Manager pushes to every relay at once, so that relays refuse it their
+// bundles whether or not policies are sent automatically. Reactivation lifts the hold.
 func (o *Ops) SetDeactivated(ctx context.Context, name string, off bool) (ComputerChange, error) {
-	return o.changeComputer(ctx, name, func(c store.Computer, res *ComputerChange) (string, string) {
+	res, err := o.changeComputer(ctx, name, func(c store.Computer, res *ComputerChange) (string, string) {
 		res.Deactivated, res.Changed = &off, c.Deactivated != off
 		if off {
-			return "deactivated: the Manager refuses its heartbeats and sends it no policy (dsm_c -action reactivate undoes it)",
+			return "deactivated: the Manager refuses its heartbeats and sends it no policy, its certificate is on hold in the fleet's revocation list and relays refuse it (dsm_c -action reactivate undoes it)",
 				"already deactivated (unchanged)"
 		}
-		return "reactivated: the Manager accepts it again", "not deactivated (unchanged)"
+		return "reactivated: the Manager accepts it again and its certificate's hold is lifted", "not deactivated (unchanged)"
 	}, func(ctx context.Context, c store.Computer) error {
 		return o.store.SetDeactivated(ctx, c.GUID, off)
 	})
+	if res.Changed {
+		o.hooks.CertsChanged(ctx) // also after a failed release: the hold is stored
+	}
+	return res, err
 }
 
 // SetRelay turns a computer's relay role on or off (a policy change).

@@ -83,6 +83,9 @@ type Hooks interface {
 	SettingsChanged(ctx context.Context)
 	// FleetChanged pushes released policies now.
 	FleetChanged(ctx context.Context)
+	// CertsChanged signs the fleet's revocation list anew and pushes it to the relays now (whatever
+	// automaticallySendPolicy says: revocation is not a policy choice).
+	CertsChanged(ctx context.Context)
 }
 
 type noHooks struct{}
@@ -90,6 +93,7 @@ type noHooks struct{}
 func (noHooks) Flush(context.Context)           {}
 func (noHooks) SettingsChanged(context.Context) {}
 func (noHooks) FleetChanged(context.Context)    {}
+func (noHooks) CertsChanged(context.Context)    {}
 
 // Ops runs the operations on one Manager install.
 type Ops struct {

@@ -1,5 +1,6 @@
 // Package pki is the fleet's certificate authority: the CA that the Manager creates on first start, the
-// Manager's server certificate it signs, and (for the agent channel) the certificates it issues. Keys
+// Manager's server certificate it signs, the certificates it issues (for the agent channel) and the
+// revocation list it signs (revoke.go). Keys
 // are written 0600, certificates 0644, as PEM in the install folder.
 package pki
 
@@ -227,7 +228,8 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 // WriteFile is writeFile for other packages (install-folder files).
 func WriteFile(path string, data []byte, mode os.FileMode) error { return writeFile(path, data, mode) }
 
-// Agent certificates are valid this long; the agent renews them through the agent channel.
+// Agent certificates are valid this long; the agent renews them at two thirds of their lifetime over
+// the agent channel (POST /agent/v1/renew on 4120, mutual TLS with the current certificate).
 const agentCertValidity = 365 * 24 * time.Hour
 
 // ErrWeakKey is returned for a CSR whose key the fleet does not accept.

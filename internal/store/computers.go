@@ -30,16 +30,19 @@ type Computer struct {
 	PolicyJSON    string `json:"-"`
 	PolicySent    string `json:"policy_sent,omitempty"`
 	PolicyAcked   string `json:"policy_acked,omitempty"`
+	// CertPrevSerial is the certificate a renewal replaced, valid until the computer heartbeats with
+	// the new one.
+	CertPrevSerial string `json:"cert_prev_serial,omitempty"`
 }
 
 const computerColumns = `guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires, policy_id, relay_group,
-	activated_at, deactivated, relay, relay_listen, listen, last_seen, last_seq, negotiated_tls, legacy, policy_json, policy_sent, policy_acked`
+	activated_at, deactivated, relay, relay_listen, listen, last_seen, last_seq, negotiated_tls, legacy, policy_json, policy_sent, policy_acked, cert_prev_serial`
 
 func scanComputer(sc interface{ Scan(...any) error }) (Computer, error) {
 	var c Computer
 	var d, r, l int
 	err := sc.Scan(&c.GUID, &c.Hostname, &c.Platform, &c.AgentVersion, &c.TLSVersions, &c.CertSerial, &c.CertExpires, &c.PolicyID, &c.RelayGroup,
-		&c.ActivatedAt, &d, &r, &c.RelayListen, &c.Listen, &c.LastSeen, &c.LastSeq, &c.NegotiatedTLS, &l, &c.PolicyJSON, &c.PolicySent, &c.PolicyAcked)
+		&c.ActivatedAt, &d, &r, &c.RelayListen, &c.Listen, &c.LastSeen, &c.LastSeq, &c.NegotiatedTLS, &l, &c.PolicyJSON, &c.PolicySent, &c.PolicyAcked, &c.CertPrevSerial)
 	c.Deactivated, c.Relay, c.Legacy = d != 0, r != 0, l != 0
 	return c, err
 }
@@ -93,11 +96,14 @@ func (s *DB) FleetVersion(ctx context.Context) (int64, error) {
 	return v, err
 }
 
-// SetDeactivated deactivates (or reactivates) a computer.
+// SetDeactivated deactivates (or reactivates) a computer, and in the same transaction puts its
+// certificates on hold in the CRL (or lifts the hold).
 func (s *DB) SetDeactivated(ctx context.Context, guid string, off bool) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE computers SET deactivated = $1 WHERE guid = $2`, boolInt(off), guid)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE computers SET deactivated = $1 WHERE guid = $2`, boolInt(off), guid); err != nil {
+			return err
+		}
+		return holdCerts(ctx, tx, guid, off)
 	})
 }
 

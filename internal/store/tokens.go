@@ -58,6 +58,9 @@ func (s *DB) Activate(ctx context.Context, tokenHash string, at time.Time, c Com
 		c.GUID, c.Hostname, c.Platform, c.AgentVersion, c.TLSVersions, c.CertSerial, c.CertExpires, c.PolicyID, c.RelayGroup, c.ActivatedAt); err != nil {
 		return Computer{}, err
 	}
+	if err := insertCertSerial(ctx, tx, c.CertSerial, c.GUID, c.ActivatedAt, c.CertExpires); err != nil {
+		return Computer{}, err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE change_counter SET fleet = fleet + 1 WHERE id = 1`); err != nil {
 		return Computer{}, err
 	}

@@ -4,7 +4,10 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"tlsfleet/internal/testtarget"
@@ -92,27 +95,8 @@ func TestResumptionFollowsPolicyChanges(t *testing.T) {
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
 			cache := tls.NewLRUClientSessionCache(4)
-			dial := func() (resumed bool, err error) {
-				sc, cc := tcpPair(t, ln)
-				s := tls.Server(sc, srv.TLSConfig())
-				c := tls.Client(cc, &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{agent}, ClientSessionCache: cache, MaxVersion: version})
-				s.SetDeadline(time.Now().Add(5 * time.Second))
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					if c.Handshake() == nil {
-						c.Read(make([]byte, 1)) // TLS 1.3 tickets arrive after the handshake
-					}
-					c.Close()
-				}()
-				err = s.Handshake()
-				if err == nil {
-					s.Write([]byte{1})
-				}
-				s.Close()
-				<-done
-				return s.ConnectionState().DidResume, err
+			dial := func() (bool, error) {
+				return dialResuming(t, ln, srv, &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{agent}, ClientSessionCache: cache, MaxVersion: version})
 			}
 			if _, err := dial(); err != nil {
 				t.Fatalf("first handshake: %v", err)
@@ -127,6 +111,74 @@ func TestResumptionFollowsPolicyChanges(t *testing.T) {
 			resumed, err := dial()
 			if resumed || !wantError(t, err, `which java.security entry "RSA keySize < 3072" forbids`) {
 				t.Errorf("after the policy change: resumed=%v err=%v, want a refused full handshake", resumed, err)
+			}
+		})
+	}
+}
+
+// dialResuming runs one handshake of cfg (which carries a session cache) against srv and reports whether
+// the session was resumed.
+func dialResuming(t *testing.T, ln net.Listener, srv *Server, cfg *tls.Config) (resumed bool, err error) {
+	t.Helper()
+	sc, cc := tcpPair(t, ln)
+	s := tls.Server(sc, srv.TLSConfig())
+	c := tls.Client(cc, cfg)
+	s.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if c.Handshake() == nil {
+			c.Read(make([]byte, 1)) // TLS 1.3 tickets arrive after the handshake
+		}
+		c.Close()
+	}()
+	err = s.Handshake()
+	if err == nil {
+		s.Write([]byte{1})
+	}
+	s.Close()
+	<-done
+	return s.ConnectionState().DidResume, err
+}
+
+// The listener's VerifyConnection hook (the fleet's revocation list) decides full and resumed
+// handshakes alike: a certificate revoked after its session was made cannot resume it.
+func TestVerifyConnectionHookOnResumption(t *testing.T) {
+	pki := newFleetPKI(t)
+	agent := pki.agent(t, "agent", "EC", 256)
+	ci, _ := CertInfoOf(pki.server)
+	var revoked atomic.Bool
+	hook := func(cs tls.ConnectionState) error {
+		if revoked.Load() {
+			return fmt.Errorf("certificate of %q is revoked", cs.PeerCertificates[0].Subject.CommonName)
+		}
+		return nil
+	}
+	srv, err := NewServer(Effective(Listener{4120, RoleAgentChannel}, Layers{Cert: ci}),
+		ServerOptions{Certificate: pki.server, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pki.pool, VerifyConnection: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := testtarget.Listen(t)
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			revoked.Store(false)
+			cache := tls.NewLRUClientSessionCache(4)
+			cfg := &tls.Config{RootCAs: pki.pool, ServerName: "localhost", Certificates: []tls.Certificate{agent}, ClientSessionCache: cache, MaxVersion: version}
+			if _, err := dialResuming(t, ln, srv, cfg); err != nil {
+				t.Fatalf("first handshake: %v", err)
+			}
+			if resumed, err := dialResuming(t, ln, srv, cfg); err != nil || !resumed {
+				t.Fatalf("second handshake: resumed=%v err=%v, want a resumed session", resumed, err)
+			}
+			revoked.Store(true)
+			if _, err := dialResuming(t, ln, srv, cfg); !wantError(t, err, `certificate of "agent" is revoked`) {
+				t.Errorf("after revocation: err=%v, want the hook's refusal", err)
+			}
+			anon := &tls.Config{RootCAs: pki.pool, ServerName: "localhost", MaxVersion: version}
+			if _, err := dialResuming(t, ln, srv, anon); err != nil {
+				t.Errorf("a client without a certificate (activation) was refused: %v", err)
 			}
 		})
 	}

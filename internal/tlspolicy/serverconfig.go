@@ -27,6 +27,10 @@ type ServerOptions struct {
 	// negotiated suite HTTP/2 forbids (RFC 9113 §9.2.2: TLS 1.2 needs an ephemeral AEAD suite).
 	NextProtos []string
 	Observer   Observer
+	// VerifyConnection, when set, also decides every handshake that presents a client certificate or
+	// resumes a session made with one (the fleet's revocation list): an error refuses it. It runs after
+	// the policy's own checks of the peer's chain.
+	VerifyConnection func(tls.ConnectionState) error
 }
 
 // Server holds a listener's current policy and serves it through GetConfigForClient, so that Update
@@ -135,14 +139,31 @@ func (s *Server) build(p *Policy, pin Version, protos []string) *tls.Config {
 		// An empty list would mean Go's defaults; a group no client offers means none.
 		cfg.CurvePreferences = []tls.CurveID{0xFFFF}
 	}
-	if len(p.PeerRules) > 0 && s.opts.ClientAuth != tls.NoClientCert {
-		// VerifyConnection, unlike VerifyPeerCertificate, also runs when a session is resumed.
-		rules := p.PeerRules
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkPeerChain(rules, cs.PeerCertificates, cs.VerifiedChains)
-		}
-	}
+	cfg.VerifyConnection = s.verifyPeer(p)
 	return cfg
+}
+
+// verifyPeer is the configuration's VerifyConnection, which, unlike VerifyPeerCertificate, also runs
+// when a session is resumed: java.security's rules for the peer's chain, then the listener's own hook.
+func (s *Server) verifyPeer(p *Policy) func(tls.ConnectionState) error {
+	rules, hook := p.PeerRules, s.opts.VerifyConnection
+	if s.opts.ClientAuth == tls.NoClientCert {
+		rules = nil
+	}
+	if len(rules) == 0 && hook == nil {
+		return nil
+	}
+	return func(cs tls.ConnectionState) error {
+		if len(rules) > 0 {
+			if err := checkPeerChain(rules, cs.PeerCertificates, cs.VerifiedChains); err != nil {
+				return err
+			}
+		}
+		if hook != nil && len(cs.PeerCertificates) > 0 {
+			return hook(cs)
+		}
+		return nil
+	}
 }
 
 // TLSConfig returns the listener's configuration: every handshake reads the current policy through

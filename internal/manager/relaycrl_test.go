@@ -1,0 +1,143 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"tlsfleet/internal/agent"
+	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/settings"
+)
+
+// logEvents is a slog handler that passes the messages a test waits for to a channel, so that the test
+// waits for the event itself instead of polling; other records are dropped.
+type logEvents struct {
+	want map[string]bool
+	ch   chan string
+}
+
+func newLogEvents(msgs ...string) logEvents {
+	ev := logEvents{want: map[string]bool{}, ch: make(chan string, 64)}
+	for _, m := range msgs {
+		ev.want[m] = true
+	}
+	return ev
+}
+
+func (l logEvents) Enabled(context.Context, slog.Level) bool { return true }
+func (l logEvents) Handle(_ context.Context, r slog.Record) error {
+	if l.want[r.Message] {
+		select {
+		case l.ch <- r.Message:
+		default:
+		}
+	}
+	return nil
+}
+func (l logEvents) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logEvents) WithGroup(string) slog.Handler      { return l }
+
+// waitLog waits for a log message.
+func waitLog(t *testing.T, ev logEvents, msg string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-ev.ch:
+			if got == msg {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no log line %q within 10 s", msg)
+		}
+	}
+}
+
+// relayBundleGet asks the relay for a bundle with an agent's certificate; err is a refused handshake.
+func relayBundleGet(c *http.Client, relayAddr string) (int, error) {
+	resp, err := c.Get("https://" + relayAddr + fleetapi.PathRelayBundles + "0000000000000000000000000000000000000000000000000000000000000000")
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body) // read to the end: the connection stays open for the next request
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// With automaticallySendPolicy=false no policy reaches the relay after a deactivation, yet the relay
+// refuses the deactivated computer at once: the Manager pushes the new CRL to the relay's 4118, and
+// 4122 refuses the held certificate on a kept-alive connection (403) and in the handshake of a new one.
+// Reactivation lifts the hold the same way.
+func TestDeactivationReachesRelays(t *testing.T) {
+	ev := newLogEvents("CRL pushed to a relay")
+	m := startManager(t, func(o *Options) { o.Logger = slog.New(ev) })
+	dir := filepath.Join(t.TempDir(), "relay")
+	act, err := agent.Activate(t.Context(), agent.ActivateOptions{Dir: dir, URL: "dsm://" + m.AgentAddr() + "/", Token: token(t, m, 1, time.Now().Add(time.Hour)),
+		Fingerprint: m.CA().Fingerprint(), Hostname: "relay1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Ops().SetRelay(t.Context(), act.GUID, true); err != nil {
+		t.Fatal(err)
+	}
+	victim := activateTestAgent(t, m, "web1")
+	beats := make(chan *agent.CheckInResult, 16)
+	relay, err := agent.Start(t.Context(), agent.Options{Dir: dir, Listen: "127.0.0.1:0", RelayListen: "127.0.0.1:0", StateCheck: time.Hour,
+		Logger: slog.New(slog.DiscardHandler), OnHeartbeat: func(r *agent.CheckInResult, _ error) { beats <- r }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	select {
+	case r := <-beats:
+		if r == nil || !r.Accepted || relay.RelayAddr() == "" {
+			t.Fatalf("the first heartbeat did not make the agent a relay: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat")
+	}
+	// The Manager learns the relay's 4118 address from that heartbeat.
+	m.flushCheckIns(t.Context())
+	m.syncFleet(t.Context())
+	if _, err := m.Ops().ChangeSetting(t.Context(), "test", settings.AutoSendPolicy, "false"); err != nil {
+		t.Fatal(err)
+	}
+	client := func() *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, Certificates: []tls.Certificate{victim.cert}, ClientSessionCache: tls.NewLRUClientSessionCache(4)}}}
+	}
+	kept := client()
+	if code, err := relayBundleGet(kept, relay.RelayAddr()); code != http.StatusNotFound {
+		t.Fatalf("before deactivation the relay answered %d %v, want 404 (no such bundle, but served)", code, err)
+	}
+	policyBefore := relay.Policy().Fingerprint()
+
+	if _, err := m.Ops().SetDeactivated(t.Context(), victim.guid, true); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, ev, "CRL pushed to a relay")
+	if code, err := relayBundleGet(kept, relay.RelayAddr()); code != http.StatusForbidden {
+		t.Errorf("after deactivation, on the kept-alive connection: %d %v, want 403", code, err)
+	}
+	if code, err := relayBundleGet(client(), relay.RelayAddr()); err == nil {
+		t.Errorf("after deactivation, on a new connection: %d, want a refused handshake", code)
+	}
+	if p := relay.Policy(); p.Fingerprint() != policyBefore || slices.Contains(p.Relay.Denied, victim.guid) {
+		t.Errorf("a policy reached the relay although automaticallySendPolicy=false (denied %v)", p.Relay.Denied)
+	}
+
+	if _, err := m.Ops().SetDeactivated(t.Context(), victim.guid, false); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, ev, "CRL pushed to a relay")
+	if code, err := relayBundleGet(client(), relay.RelayAddr()); code != http.StatusNotFound {
+		t.Errorf("after reactivation: %d %v, want 404 (served again)", code, err)
+	}
+}
