@@ -177,7 +177,7 @@ func TestRenewalBadInput(t *testing.T) {
 	tests := []struct {
 		name, body, want string
 	}{
-		{"garbage", "garbage", "renewal request: invalid character"},
+		{"garbage", "garbage", "renewal request: the body is not valid JSON"},
 		{"no CSR", `{}`, "csr must be a PEM CERTIFICATE REQUEST"},
 		{"not PEM", renewBody("MIIB..."), "csr must be a PEM CERTIFICATE REQUEST"},
 		{"PEM of garbage", renewBody(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: []byte("junk")}))), "csr: "},
