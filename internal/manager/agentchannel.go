@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/store"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -85,6 +86,10 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	// Unknown fields are allowed here: a newer agent may report more than this Manager knows.
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, fleetapi.MaxBody))
 	if err := dec.Decode(&hb); err != nil {
+		writeError(w, bodyErrorStatus(err), "heartbeat: %v", err)
+		return
+	}
+	if err := ops.CheckHeartbeat(hb); err != nil {
 		writeError(w, http.StatusBadRequest, "heartbeat: %v", err)
 		return
 	}
