@@ -116,7 +116,9 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if hb.Relay != nil {
 		relayListen = reachable(hb.Relay.Listen, r.RemoteAddr)
 	}
-	if relayListen != st.c.RelayListen && st.c.Relay {
+	// Dirty even when the cache does not know the computer is a relay yet: its role may be committed
+	// already, and the release that followed it may have read the database before this address.
+	if relayListen != st.c.RelayListen {
 		m.fleet.dirty = true
 	}
 	st.c.Listen, st.c.RelayListen, st.c.PolicyAcked = listen, relayListen, hb.PolicyFingerprint
