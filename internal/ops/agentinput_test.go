@@ -1,8 +1,11 @@
 package ops
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"tlsfleet/internal/fleetapi"
 )
@@ -87,4 +90,36 @@ func TestCheckAgentInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever JSON an agent sends, a heartbeat or activation that passes holds only bounded, printable
+// text in the fields the Manager stores.
+func FuzzCheckAgentInput(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"platform":"linux/amd64","agent_version":"1.0.0","tls_versions":["TLSv1.2"],"hostname":"web1","token":"t","csr":"c"}`))
+	f.Add([]byte(`{"platform":"a\u202eb","hostname":"a\u001b","tls_versions":["x"]}`))
+	f.Add([]byte("{\"hostname\":\"a\xff\",\"token\":\"t\",\"csr\":\"c\"}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		printable := func(field, v string, max int) {
+			if len(v) > max || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError }) {
+				t.Fatalf("%s %q passed", field, v)
+			}
+		}
+		var hb fleetapi.Heartbeat
+		if json.Unmarshal(b, &hb) == nil && CheckHeartbeat(hb) == nil {
+			printable("platform", hb.Platform, 4*MaxAgentField)
+			printable("agent_version", hb.AgentVersion, 4*MaxAgentField)
+			printable("listen", hb.Listen, MaxListen)
+			if len(hb.TLSVersions) > MaxTLSVersions {
+				t.Fatalf("%d tls_versions passed", len(hb.TLSVersions))
+			}
+		}
+		var ar fleetapi.ActivateRequest
+		if json.Unmarshal(b, &ar) == nil && CheckActivation(ar) == nil {
+			printable("hostname", ar.Hostname, MaxHostname)
+			if strings.ContainsAny(ar.Hostname, " /") || ar.Hostname == "" {
+				t.Fatalf("hostname %q passed", ar.Hostname)
+			}
+			printable("platform", ar.Platform, 4*MaxAgentField)
+		}
+	})
 }

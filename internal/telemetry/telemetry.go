@@ -3,7 +3,8 @@
 // negotiated version, suite and outcome. Counts are kept in memory and flushed to a sink (the store) in
 // batches, so the handshake path never waits for the database; a Prometheus counter mirrors them. Relays
 // and agents report what their own ports (4122, 4118) saw with their heartbeats; AddReported validates those
-// counts and keeps them under the reporting computer's GUID (Key.Node).
+// counts and keeps them under the reporting computer's GUID (Key.Node). Clients without a fleet
+// certificate cannot grow it at will: their User-Agents are bounded per port and day (useragent.go).
 package telemetry
 
 import (
