@@ -2,7 +2,8 @@
 // Manager, the agent port 4118 and, when its policy says so, the relay port 4122.
 //
 //	ds_agent --dir STATE [--listen ADDR] [--relay-listen ADDR] [--activation-fingerprint SHA256 |
-//	         --accept-any-activation] [--legacy-max-tls TLSv1|TLSv1.1] [--report-version V] [--log-json]
+//	         --accept-any-activation] [--activation-manager dsm://HOST:4120/] [--legacy-max-tls TLSv1|TLSv1.1]
+//	         [--report-version V] [--log-json]
 //	ds_agent version
 //
 // It links the agent only, not the Manager, its database or console (deps_test.go checks), so it is

@@ -54,6 +54,9 @@ type ActivateOptions struct {
 	AgentVersion    string
 	// Warn receives the trust-on-first-use warning (default os.Stderr).
 	Warn io.Writer
+	// dial, when set, is the HOST:PORT connected to instead of the URL's (an offer's activation dials
+	// the host that offered); the URL's host still names the Manager for its certificate and the state.
+	dial string
 }
 
 // Activation is what Activate did.
@@ -246,7 +249,14 @@ func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
 	if net.ParseIP(host) == nil {
 		cfg.ServerName = host
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, TLSHandshakeTimeout: 10 * time.Second}}
+	tr := &http.Transport{TLSClientConfig: cfg, TLSHandshakeTimeout: 10 * time.Second}
+	if o.dial != "" {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, o.dial)
+		}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	defer client.CloseIdleConnections()
 	body, _ := json.Marshal(fleetapi.ActivateRequest{
 		Token: o.Token, CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),

@@ -40,6 +40,10 @@ type Options struct {
 	// could otherwise enroll it with their own Manager.
 	ActivationFingerprint string
 	AcceptAnyActivation   bool
+	// ActivationManager (dsm://HOST:4120/) is the only Manager an offer may name: the agent activates
+	// with it and refuses offers that name another. Without it, an offer's activation connects only to
+	// the host the offer came from. Either way an offer cannot make the agent dial a third host.
+	ActivationManager string
 	// StateCheck is how often the agent looks at state.json for changes made by dsa_control (-m stores a
 	// policy, -r resets, -a activates); default 2 s.
 	StateCheck time.Duration
@@ -102,6 +106,11 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	limits, err := portLimits(o)
 	if err != nil {
 		return nil, err
+	}
+	if o.ActivationManager != "" {
+		if _, err := ParseManagerURL(o.ActivationManager); err != nil {
+			return nil, fmt.Errorf("--activation-manager: %w", err)
+		}
 	}
 	a := &Agent{o: o, legacyMax: legacyMax, limits: limits, version: o.ReportVersion, log: o.Logger, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	if a.log == nil {

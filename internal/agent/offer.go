@@ -10,13 +10,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,60 +54,114 @@ func (a *Agent) serveOffers(ctx context.Context) func() {
 	mux.HandleFunc("POST "+fleetapi.PathActivationOffer, func(w http.ResponseWriter, r *http.Request) { a.acceptOffer(ctx, w, r) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	go srv.Serve(l)
-	a.info("waiting for an activation: dsa_control -a here, or the Manager's addcomputer -activate on " + ln.Addr().String())
+	from := "the host that offers"
+	if a.o.ActivationManager != "" {
+		from = a.o.ActivationManager
+	}
+	a.info("waiting for an activation: dsa_control -a here, or the Manager's addcomputer -activate on "+ln.Addr().String(), "manager", from)
 	var once sync.Once
 	return func() { once.Do(func() { srv.Close() }) }
 }
 
+// Answers to offers: whoever can reach the agent port may post one, so the answers say nothing about
+// why (not which fleet CA the agent trusts, not what dialling failed); the agent's log does.
+const (
+	offerMalformed = "an activation offer is JSON with url, token and fingerprint"
+	offerRefused   = "this agent refused the activation offer; its log says why"
+	offerFailed    = "the activation with the offered Manager failed; the agent's log says why"
+)
+
 // acceptOffer activates with the offered Manager, token and CA fingerprint. It takes only offers that
 // name the fleet CA it was told to trust (a pre-bound ca.pem, or ActivationFingerprint), unless
-// AcceptAnyActivation says to trust the first one.
+// AcceptAnyActivation says to trust the first one, and it connects only to the Manager it was told
+// about (offerTarget): an offer cannot make it dial anywhere else.
 func (a *Agent) acceptOffer(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	fail := func(code int, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		a.warn("activation offer refused", "from", r.RemoteAddr, "reason", msg)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	answer := func(code int, public, reason string, args ...any) {
+		a.warn("activation offer refused", append([]any{"from", r.RemoteAddr, "reason", reason}, args...)...)
+		fleetapi.WriteError(w, code, "%s", public)
 	}
 	var offer fleetapi.ActivationOffer
 	if err := fleetapi.DecodeJSON(w, r, 64<<10, &offer); err != nil || offer.URL == "" || offer.Token == "" || offer.Fingerprint == "" {
-		fail(http.StatusBadRequest, "an activation offer needs url, token and fingerprint (%v)", err)
+		answer(http.StatusBadRequest, offerMalformed, "the offer is not JSON with url, token and fingerprint", "err", err)
 		return
 	}
 	if _, err := LoadState(a.o.Dir); err == nil {
-		fail(http.StatusConflict, "already activated: reset it first with dsa_control -r")
+		answer(http.StatusForbidden, offerRefused, "already activated: reset it first with dsa_control -r")
 		return
 	}
+	manager, dial, err := a.offerTarget(offer.URL, r.RemoteAddr)
+	if err != nil {
+		answer(http.StatusForbidden, offerRefused, err.Error())
+		return
+	}
+	opts, err := a.offerTrust(offer)
+	if err != nil {
+		answer(http.StatusForbidden, offerRefused, err.Error())
+		return
+	}
+	opts.URL, opts.dial = "dsm://"+manager+"/", dial
+	act, err := Activate(ctx, opts)
+	if err != nil {
+		answer(http.StatusBadGateway, offerFailed, "activation with the offered Manager failed", "manager", manager, "dialled", dial, "err", err)
+		return
+	}
+	a.info("activated by the Manager", "guid", act.GUID, "manager", manager)
+	fleetapi.WriteJSON(w, http.StatusOK, fleetapi.ActivationOfferResult{GUID: act.GUID})
+}
+
+// offerTarget decides where an offer's activation goes: manager is the Manager as the agent will know
+// it (HOST:PORT), dial the address it connects to. With ActivationManager, only that Manager: an offer
+// naming another is refused. Without it, only the address the offer came from, at the offered port
+// (the offer's host name is checked against the Manager's certificate): the agent never dials a third
+// host for whoever reached its port.
+func (a *Agent) offerTarget(offered, remote string) (manager, dial string, err error) {
+	manager, err = ParseManagerURL(offered)
+	if err != nil {
+		return "", "", fmt.Errorf("the offer's url: %w", err)
+	}
+	if a.o.ActivationManager != "" {
+		told, err := ParseManagerURL(a.o.ActivationManager)
+		if err != nil {
+			return "", "", fmt.Errorf("--activation-manager: %w", err)
+		}
+		if !strings.EqualFold(told, manager) {
+			return "", "", fmt.Errorf("the offer names the Manager %s; this agent takes activations only from %s (--activation-manager)", manager, told)
+		}
+		return told, told, nil
+	}
+	host, port, _ := net.SplitHostPort(manager)
+	caller, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return "", "", fmt.Errorf("the offer's source address %q: %w", remote, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.Equal(net.ParseIP(caller)) {
+		return "", "", fmt.Errorf("the offer names the Manager %s, but came from %s: without --activation-manager, this agent activates only with the host that offers", manager, caller)
+	}
+	return manager, net.JoinHostPort(caller, port), nil
+}
+
+// offerTrust checks the offer's fleet CA fingerprint against what this agent was told to trust, and
+// returns the activation's options with the trust anchor set.
+func (a *Agent) offerTrust(offer fleetapi.ActivationOffer) (ActivateOptions, error) {
+	opts := ActivateOptions{Dir: a.o.Dir, Token: offer.Token, Fingerprint: offer.Fingerprint, Warn: io.Discard, AgentVersion: a.version}
 	want, err := ParseFingerprint(offer.Fingerprint)
 	if err != nil {
-		fail(http.StatusBadRequest, "fingerprint: %v", err)
-		return
+		return opts, fmt.Errorf("the offer's fingerprint: %w", err)
 	}
-	opts := ActivateOptions{Dir: a.o.Dir, URL: offer.URL, Token: offer.Token, Fingerprint: offer.Fingerprint, Warn: io.Discard, AgentVersion: a.version}
 	if a.o.ActivationFingerprint != "" {
 		mine, err := ParseFingerprint(a.o.ActivationFingerprint)
 		if err != nil || !bytes.Equal(mine, want) {
-			fail(http.StatusForbidden, "this agent takes activations only from the fleet CA %s; the offer names %s", a.o.ActivationFingerprint, offer.Fingerprint)
-			return
+			return opts, fmt.Errorf("this agent takes activations only from the fleet CA %s; the offer names %s", a.o.ActivationFingerprint, offer.Fingerprint)
 		}
 	}
 	if ca, err := readCA(filepath.Join(a.o.Dir, CAFile)); err == nil {
 		sum := sha256.Sum256(ca.Raw)
 		if !bytes.Equal(sum[:], want) {
-			fail(http.StatusForbidden, "this agent is pre-bound to another fleet CA (its ca.pem); the offer names %s", offer.Fingerprint)
-			return
+			return opts, fmt.Errorf("this agent is pre-bound to another fleet CA (its ca.pem); the offer names %s", offer.Fingerprint)
 		}
 		opts.Fingerprint = "" // the pre-bound ca.pem is the anchor
 	}
-	act, err := Activate(ctx, opts)
-	if err != nil {
-		fail(http.StatusBadGateway, "activation with %s failed: %v", offer.URL, err)
-		return
-	}
-	a.info("activated by the Manager", "guid", act.GUID, "manager", offer.URL)
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(fleetapi.ActivationOfferResult{GUID: act.GUID})
+	return opts, nil
 }
 
 // throwawayCert makes the self-signed certificate an unactivated agent serves offers with.

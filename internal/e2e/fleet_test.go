@@ -328,10 +328,12 @@ func TestManagerInitiatedActivation(t *testing.T) {
 	ca, _ := os.ReadFile(filepath.Join(other, pki.CAFile))
 	os.WriteFile(filepath.Join(bound, "ca.pem"), ca, 0o644)
 	boundPort := testtarget.FreePort(t)
-	start(t, "ds_agent", "--dir", bound, "--listen", fmt.Sprintf("127.0.0.1:%d", boundPort))
+	boundAgent := start(t, "ds_agent", "--dir", bound, "--listen", fmt.Sprintf("127.0.0.1:%d", boundPort))
+	// The caller hears a generic refusal; the agent's own log says why.
 	eventually(t, 10*time.Second, "the pre-bound agent refusing another fleet", func() bool {
 		out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", fmt.Sprintf("127.0.0.1:%d", boundPort), "-activate", "-value", f.dsmURL)
-		return code != 0 && strings.Contains(out, "pre-bound to another fleet CA")
+		return code != 0 && strings.Contains(out, "this agent refused the activation offer; its log says why") && !strings.Contains(out, "pre-bound") &&
+			strings.Contains(boundAgent.Output(), "pre-bound to another fleet CA")
 	})
 	// Bad input: no agent there, and no -activate.
 	if out, code := run(t, "dsm_c", "--dir", f.dir, "-action", "addcomputer", "-name", "127.0.0.1:1", "-activate"); code == 0 || !strings.Contains(out, "no agent waiting") {

@@ -6,15 +6,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/store"
 )
@@ -31,18 +32,27 @@ func newGUID() (string, error) {
 }
 
 // activate issues an agent certificate for a valid token. Every check happens before the token is spent,
-// and the spending, the certificate and the inventory row are one transaction.
+// and the spending, the certificate and the inventory row are one transaction. A source that keeps
+// sending wrong tokens is throttled (throttle.go) before its request is read.
 func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
-	var req fleetapi.ActivateRequest
-	if err := fleetapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "activation request: %v", err)
+	source := throttleKey(r.RemoteAddr)
+	if wait, blocked := m.throttle.blocked(source); blocked {
+		secs := int(math.Ceil(wait.Seconds()))
+		if ok, n := m.throttle.mayLog(source); ok {
+			m.log.Warn("activation throttled: too many wrong tokens", "client", source, "retry_after_s", secs, "not_logged", n)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "too many activations with wrong tokens from %s: try again in %d s with a valid token (dsm_c -action createactivationtoken)", source, secs)
 		return
 	}
-	for _, f := range []struct{ name, v string }{{"policy_id", req.PolicyID}, {"relay_group", req.RelayGroup}, {"platform", req.Platform}, {"agent_version", req.AgentVersion}} {
-		if len(f.v) > 64 || !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, unicode.IsControl) {
-			writeError(w, http.StatusBadRequest, "%s: at most 64 printable characters", f.name)
-			return
-		}
+	var req fleetapi.ActivateRequest
+	if err := fleetapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
+		writeError(w, bodyErrorStatus(err), "activation request: %v", err)
+		return
+	}
+	if err := ops.CheckActivation(req); err != nil {
+		writeError(w, http.StatusBadRequest, "activation request: %v", err)
+		return
 	}
 	if req.RelayGroup != "" {
 		groups, err := m.db.RelayGroups(r.Context())
@@ -50,14 +60,6 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "relay group %q does not exist", req.RelayGroup)
 			return
 		}
-	}
-	if req.Token == "" || req.CSR == "" || req.Hostname == "" {
-		writeError(w, http.StatusBadRequest, "activation request needs token, csr and hostname")
-		return
-	}
-	if len(req.Hostname) > 253 || strings.ContainsAny(req.Hostname, " \t\r\n/") {
-		writeError(w, http.StatusBadRequest, "hostname %q is not a host name", req.Hostname)
-		return
 	}
 	block, _ := pem.Decode([]byte(req.CSR))
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
@@ -91,7 +93,10 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, store.ErrTokenInvalid):
-		m.log.Warn("activation refused", "client", r.RemoteAddr, "hostname", req.Hostname, "reason", err)
+		m.throttle.failed(source)
+		if ok, n := m.throttle.mayLog(source); ok {
+			m.log.Warn("activation refused", "client", source, "hostname", ops.Cell(req.Hostname), "reason", err, "not_logged", n)
+		}
 		writeError(w, http.StatusForbidden, "%v: ask the administrator for a new one (dsm_c -action createactivationtoken)", err)
 		return
 	case err != nil && (errors.Is(err, pki.ErrWeakKey) || strings.Contains(err.Error(), "certificate request")):
@@ -101,7 +106,17 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "activation: %v", err)
 		return
 	}
-	m.log.Info("agent activated", "guid", c.GUID, "hostname", c.Hostname, "client", r.RemoteAddr)
+	m.throttle.succeeded(source)
+	m.log.Info("agent activated", "guid", c.GUID, "hostname", ops.Cell(c.Hostname), "client", r.RemoteAddr)
 	m.release(r.Context()) // its first policy, for its first heartbeat
 	writeJSON(w, http.StatusOK, fleetapi.ActivateResponse{GUID: c.GUID, Certificate: string(cert), CA: string(pki.PEM(m.ca.Cert)), PolicyID: c.PolicyID, RelayGroup: c.RelayGroup})
+}
+
+// bodyErrorStatus is 413 for a body over its limit, else 400.
+func bodyErrorStatus(err error) int {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }

@@ -75,14 +75,27 @@ func TestActivation(t *testing.T) {
 	}{
 		{"unknown token", fleetapi.ActivateRequest{Token: "act_nope", CSR: csrPEM(t, key), Hostname: "web1"}, 403, "unknown, expired or used up"},
 		{"expired token", fleetapi.ActivateRequest{Token: expired, CSR: csrPEM(t, key), Hostname: "web1"}, 403, "unknown, expired or used up"},
-		{"no CSR", fleetapi.ActivateRequest{Token: good, Hostname: "web1"}, 400, "needs token, csr and hostname"},
+		{"no CSR", fleetapi.ActivateRequest{Token: good, Hostname: "web1"}, 400, "needs csr (token, csr and hostname are required)"},
 		{"garbage CSR", fleetapi.ActivateRequest{Token: good, CSR: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", Hostname: "web1"}, 400, "certificate request"},
 		{"weak key", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, weak), Hostname: "web1"}, 400, "at least 2048 bits"},
-		{"bad hostname", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "a b"}, 400, "is not a host name"},
+		{"bad hostname", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "a b"}, 400, `hostname "a b": ' ' is not allowed; a host name is printable characters without spaces`},
+		{"hostname with ESC", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web\x1b[31m1"}, 400, `hostname "web\x1b[31m1": U+001B is not allowed; a host name is printable`},
+		{"hostname with NUL", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web\x001"}, 400, `hostname "web\x001": U+0000 is not allowed`},
+		{"hostname with U+202E", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web\u202egpj.exe"}, 400, `hostname "web\u202egpj.exe": U+202E is not allowed`},
+		{"hostname with a C1 control", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web\u0085"}, 400, `U+0085 is not allowed`},
+		// json.Marshal sends the invalid byte as U+FFFD, as the Manager's decoder reads raw invalid bytes.
+		{"hostname not UTF-8", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web\xff"}, 400, `hostname "web\ufffd" is not UTF-8 text`},
+		{"hostname too long", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: strings.Repeat("a", 254)}, 400, `is 254 bytes long; a host name is printable characters without spaces or "/", up to 253 bytes`},
+		{"platform too long", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: strings.Repeat("p", 65)}, 400, "platform \"pppppppppppppppppppppppppppppppppppppppp\"… is 65 characters long; use printable characters, up to 64"},
+		{"agent_version with ESC", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", AgentVersion: "1\x1b[2J"}, 400, "agent_version \"1\\x1b[2J\": U+001B is not allowed"},
+		{"tls_versions not versions", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", TLSVersions: []string{"TLSv1.2", "TLSv9"}}, 400, "tls_versions[1] \"TLSv9\" is not a protocol version"},
+		{"a 1 MB platform", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: strings.Repeat("p", 1<<20)}, 413, "request body too large"},
 	}
 	for _, tt := range bad {
 		code, _, body := post(tt.req)
-		if code != tt.code || !strings.Contains(body, tt.want) {
+		var e struct{ Error string }
+		json.Unmarshal([]byte(body), &e)
+		if code != tt.code || !strings.Contains(e.Error, tt.want) {
 			t.Errorf("%s: %d %s, want %d %q", tt.name, code, body, tt.code, tt.want)
 		}
 	}

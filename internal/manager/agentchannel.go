@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/store"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -101,6 +102,10 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	// Unknown fields are allowed here: a newer agent may report more than this Manager knows.
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, fleetapi.MaxBody))
 	if err := dec.Decode(&hb); err != nil {
+		writeError(w, bodyErrorStatus(err), "heartbeat: %v", err)
+		return
+	}
+	if err := ops.CheckHeartbeat(hb); err != nil {
 		writeError(w, http.StatusBadRequest, "heartbeat: %v", err)
 		return
 	}
@@ -131,7 +136,9 @@ func (m *Manager) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if hb.Relay != nil {
 		relayListen = reachable(hb.Relay.Listen, r.RemoteAddr)
 	}
-	if relayListen != st.c.RelayListen && st.c.Relay {
+	// Dirty even when the cache does not know the computer is a relay yet: its role may be committed
+	// already, and the release that followed it may have read the database before this address.
+	if relayListen != st.c.RelayListen {
 		m.fleet.dirty = true
 	}
 	st.c.Listen, st.c.RelayListen, st.c.PolicyAcked = listen, relayListen, hb.PolicyFingerprint

@@ -38,4 +38,12 @@ const (
 	// connection pool is dropped after agentPoolIdle without a call.
 	agentIdleConn = 30 * time.Second
 	agentPoolIdle = 2 * time.Minute
+
+	// Activation throttling (throttle.go): after activationMaxFailures refused tokens from one source
+	// within activationWindow, it is answered 429 until the window ends; activationThrottleAddresses
+	// bounds the sources tracked; activationLogEvery is how often, at most, one source is logged.
+	activationMaxFailures       = 5
+	activationWindow            = 5 * time.Minute
+	activationThrottleAddresses = 10_000
+	activationLogEvery          = time.Minute
 )

@@ -99,17 +99,47 @@ func TestHeartbeatsRelaysAndSendPolicy(t *testing.T) {
 	if code, _, body := agent.beat(t, m, fleetapi.Heartbeat{Seq: 1}); code != http.StatusConflict || !strings.Contains(body, "replay") {
 		t.Errorf("replayed seq: %d %s", code, body)
 	}
-	// Garbage and oversized heartbeats are refused and change nothing.
-	for _, body := range [][]byte{[]byte("not json"), bytes.Repeat([]byte(`{"seq":99,"platform":"`), 1<<16)} {
-		resp, err := agent.http.Post("https://"+m.AgentAddr()+fleetapi.PathHeartbeat, "application/json", bytes.NewReader(body))
+	// Garbage, oversized heartbeats and bad fields are refused, name the field, and change nothing.
+	m.fleet.mu.Lock()
+	lastSeq, before := m.fleet.comps[agent.guid].lastSeq, m.fleet.pending[agent.guid]
+	m.fleet.mu.Unlock()
+	for _, tt := range []struct {
+		name string
+		body string
+		code int
+		want string
+	}{
+		{"not JSON", "not json", 400, "heartbeat: invalid character"},
+		{"over the body limit", `{"seq":99,"platform":"` + strings.Repeat("p", fleetapi.MaxBody) + `"}`, 413, "request body too large"},
+		{"a 1 MB platform", `{"seq":99,"platform":"` + strings.Repeat("p", 1<<20-64) + `"}`, 400, "heartbeat: platform \"pppp"},
+		{"platform with ESC", `{"seq":99,"platform":"linux\u001b[31m"}`, 400, `heartbeat: platform "linux\x1b[31m": U+001B is not allowed; use printable characters, up to 64`},
+		{"agent_version with U+202E", `{"seq":99,"agent_version":"1.0\u202e"}`, 400, `agent_version "1.0\u202e": U+202E is not allowed`},
+		{"agent_version not UTF-8", "{\"seq\":99,\"agent_version\":\"1.0\xff\"}", 400, `agent_version "1.0\ufffd" is not UTF-8 text`},
+		{"too many tls_versions", `{"seq":99,"tls_versions":["TLSv1.2","TLSv1.2","TLSv1.2","TLSv1.2","TLSv1.2","TLSv1.2","TLSv1.2","TLSv1.2","TLSv1.2"]}`, 400, "tls_versions has 9 entries; list at most 8"},
+		{"tls_versions not a version", `{"seq":99,"tls_versions":["TLSv1.2","x\u0000"]}`, 400, `tls_versions[1] "x\x00" is not a protocol version`},
+		{"policy_fingerprint not hex", `{"seq":99,"policy_fingerprint":"zz"}`, 400, `policy_fingerprint "zz" is not a policy fingerprint`},
+		{"listen too long", `{"seq":99,"listen":"` + strings.Repeat("h", 300) + `:4118"}`, 400, "listen \"hhhh"},
+		{"relay bundle not a SHA-256", `{"seq":99,"relay":{"listen":":4122","bundles":["abc"]}}`, 400, `relay.bundles[0] "abc" is not a SHA-256`},
+		{"negative handshakes_dropped", `{"seq":99,"handshakes_dropped":-1}`, 400, "handshakes_dropped -1 is negative"},
+	} {
+		resp, err := agent.http.Post("https://"+m.AgentAddr()+fleetapi.PathHeartbeat, "application/json", strings.NewReader(tt.body))
 		if err != nil {
 			t.Fatal(err)
 		}
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("bad heartbeat of %d bytes: %d", len(body), resp.StatusCode)
+		if resp.StatusCode != tt.code || !strings.Contains(e.Error, tt.want) {
+			t.Errorf("%s: %d %q, want %d %q", tt.name, resp.StatusCode, e.Error, tt.code, tt.want)
 		}
 	}
+	// (A background flush may have written and emptied the pending check-in meanwhile.)
+	m.fleet.mu.Lock()
+	st, p := m.fleet.comps[agent.guid], m.fleet.pending[agent.guid]
+	if st.lastSeq != lastSeq || p != (store.CheckIn{}) && (p.Seq != before.Seq || p.Platform != before.Platform || p.AgentVersion != before.AgentVersion || p.Listen != before.Listen) {
+		t.Errorf("refused heartbeats changed the computer: seq %d (was %d), pending %+v (was %+v)", st.lastSeq, lastSeq, p, before)
+	}
+	m.fleet.mu.Unlock()
 	if code, _, body := agent.beat(t, m, fleetapi.Heartbeat{}); code != 200 {
 		t.Errorf("the next good heartbeat after refused ones: %d %s", code, body)
 	}

@@ -87,14 +87,16 @@ type Options struct {
 
 // Manager is a running Manager.
 type Manager struct {
-	opts    Options
-	log     *slog.Logger
-	folder  *install.Folder
-	db      Store
-	ca      *pki.CA
-	tel     *telemetry.Recorder
-	console *tlspolicy.Server
-	agents  *tlspolicy.Server
+	opts   Options
+	log    *slog.Logger
+	folder *install.Folder
+	db     Store
+	ca     *pki.CA
+	tel    *telemetry.Recorder
+	// throttle slows down guessing activation tokens.
+	throttle *activationThrottle
+	console  *tlspolicy.Server
+	agents   *tlspolicy.Server
 
 	consoleLn, agentLn *listener.Listener
 	limits             map[tlspolicy.Role]listener.Limits // of both ports, from the flags, configuration.properties and the defaults
@@ -132,7 +134,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	m := &Manager{opts: o, log: o.Logger}
+	m := &Manager{opts: o, log: o.Logger, throttle: newActivationThrottle(time.Now)}
 	if err := m.prepareFolder(); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/telemetry"
 	"tlsfleet/internal/testtarget"
 )
 
@@ -427,5 +428,37 @@ func TestConnectionsPerAddress(t *testing.T) {
 	}
 	if closedAtOnce != 6 {
 		t.Errorf("%d of 10 idle connections from one address were closed at once, want 6 (4 allowed)", closedAtOnce)
+	}
+}
+
+// 500 requests to the unauthenticated /healthz with 500 distinct User-Agents make a bounded number of
+// telemetry rows, not 500 (each row is kept for the retention period).
+func TestTelemetryUserAgentsBounded(t *testing.T) {
+	m := startManager(t, func(o *Options) { o.FlushInterval = time.Hour }) // only this test flushes
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for i := range 500 {
+		req, _ := http.NewRequest("GET", "https://"+m.ConsoleAddr()+"/healthz", nil)
+		req.Header.Set("User-Agent", "probe/"+strconv.Itoa(i))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// Each handshake was counted at its request, before its answer.
+	if err := m.tel.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := m.db.(*store.DB).Observations(t.Context(), "2000-01-01T00:00:00Z", m.folder.ConsolePort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uas := map[string]int64{}
+	for _, o := range rows {
+		uas[o.UserAgent] += o.Count
+	}
+	if len(rows) > telemetry.MaxUserAgentsPerPortDay+1 || uas[telemetry.OtherUserAgent] != 500-telemetry.MaxUserAgentsPerPortDay {
+		t.Errorf("%d rows for 500 User-Agents (%d as %q), want at most %d", len(rows), uas[telemetry.OtherUserAgent], telemetry.OtherUserAgent, telemetry.MaxUserAgentsPerPortDay+1)
 	}
 }

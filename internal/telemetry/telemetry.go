@@ -3,7 +3,8 @@
 // negotiated version, suite and outcome. Counts are kept in memory and flushed to a sink (the store) in
 // batches, so the handshake path never waits for the database; a Prometheus counter mirrors them. Relays
 // and agents report what their own ports (4122, 4118) saw with their heartbeats; AddReported validates those
-// counts and keeps them under the reporting computer's GUID (Key.Node).
+// counts and keeps them under the reporting computer's GUID (Key.Node). Clients without a fleet
+// certificate cannot grow it at will: their User-Agents are bounded per port and day (useragent.go).
 package telemetry
 
 import (
@@ -68,8 +69,10 @@ type Sink func(ctx context.Context, batch []Observation) error
 type Recorder struct {
 	sink Sink
 	log  *slog.Logger
+	now  func() time.Time
 
 	mu      sync.Mutex
+	uas     userAgents // the User-Agents recorded today (useragent.go)
 	pending map[Key]*agg
 	metrics map[metricKey]uint64
 	dropped uint64
@@ -84,12 +87,13 @@ func New(sink Sink, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{sink: sink, log: log, pending: map[Key]*agg{}, metrics: map[metricKey]uint64{}}
+	return &Recorder{sink: sink, log: log, now: time.Now, pending: map[Key]*agg{}, metrics: map[metricKey]uint64{}}
 }
 
-// Record counts one handshake.
+// Record counts one handshake. The User-Agent of a client without a fleet certificate is bounded
+// (useragent.go).
 func (r *Recorder) Record(k Key, reason string) {
-	now := time.Now()
+	now := r.now()
 	r.add(k, reason, 1, now, now)
 }
 
@@ -101,6 +105,7 @@ func (r *Recorder) add(k Key, reason string, n int64, first, last time.Time) {
 	if k.Node == "" {
 		r.metrics[mk] += uint64(n) // the metric counts this Manager's own ports
 	}
+	k.UserAgent = r.uas.label(k, last)
 	a := r.pending[k]
 	if a == nil {
 		if len(r.pending) >= maxPending {

@@ -48,6 +48,8 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.ReportVersion, "report-version", "", "the agent version `V` reported to the Manager (default "+agent.Version+")")
 	fs.StringVar(&a.ActivationFingerprint, "activation-fingerprint", "", "let a Manager whose fleet CA has this SHA-256 `FINGERPRINT` "+
 		"activate this agent (dsm_c -action addcomputer -activate; a ca.pem placed in STATE does the same)")
+	fs.StringVar(&a.ActivationManager, "activation-manager", "", "the Manager `dsm://HOST:4120/` whose offers this agent takes "+
+		"(others are refused; default: the host that offers, at the offered port)")
 	fs.BoolVar(&a.AcceptAnyActivation, "accept-any-activation", false, "let the first Manager that offers activate this agent "+
 		"(trust on first use: only on a network you trust)")
 	fs.Var(listener.LimitFlag(&a.MaxConns), "max-conns", "connections `N` each of the agent's ports holds open at once, 1 to 1000000 "+
