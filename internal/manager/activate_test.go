@@ -89,7 +89,7 @@ func TestActivation(t *testing.T) {
 		{"platform too long", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: strings.Repeat("p", 65)}, 400, "platform \"pppppppppppppppppppppppppppppppppppppppp\"… is 65 characters long; use printable characters, up to 64"},
 		{"agent_version with ESC", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", AgentVersion: "1\x1b[2J"}, 400, "agent_version \"1\\x1b[2J\": U+001B is not allowed"},
 		{"tls_versions not versions", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", TLSVersions: []string{"TLSv1.2", "TLSv9"}}, 400, "tls_versions[1] \"TLSv9\" is not a protocol version"},
-		{"a 1 MB platform", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: strings.Repeat("p", 1<<20)}, 413, "request body too large"},
+		{"a 1 MB platform", fleetapi.ActivateRequest{Token: good, CSR: csrPEM(t, key), Hostname: "web1", Platform: strings.Repeat("p", 1<<20)}, 413, "larger than 65536 bytes"},
 	}
 	for _, tt := range bad {
 		code, _, body := post(tt.req)

@@ -47,7 +47,7 @@ func (l logEvents) WithGroup(string) slog.Handler      { return l }
 // waitLog waits for a log message.
 func waitLog(t *testing.T, ev logEvents, msg string) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(30 * time.Second)
 	for {
 		select {
 		case got := <-ev.ch:
