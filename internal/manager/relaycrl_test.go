@@ -55,7 +55,7 @@ func waitLog(t *testing.T, ev logEvents, msg string) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("no log line %q within 10 s", msg)
+			t.Fatalf("no log line %q within 30 s", msg)
 		}
 	}
 }
