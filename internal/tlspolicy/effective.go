@@ -123,6 +123,9 @@ type Explanation struct {
 	Suites   []Verdict
 	Groups   []Verdict
 	Entries  []EntryEffect
+
+	// ciphers is configuration.properties when its ciphers= applies to the listener (LockOut's fixes).
+	ciphers *ConfigProperties
 }
 
 // Effective returns the effective policy of a listener.

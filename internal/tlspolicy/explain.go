@@ -19,6 +19,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 	e.signatureSchemes()
 	e.suites()
 	e.tls13Suites()
+	e.versionsWithoutSuites()
 	// Hybrid and ML-KEM groups exist only in TLS 1.3: without it they are not offered.
 	if !e.p.Allows(TLSv1_3) {
 		e.p.Groups = slices.DeleteFunc(e.p.Groups, func(id tls.CurveID) bool { g, _ := GroupByID(id); return g.PostQuantum })
@@ -160,8 +161,15 @@ func (e *explainer) groups() {
 func (e *explainer) certificate() {
 	p := e.p
 	for i, je := range e.java {
-		if je.forbidsKey(certKeyFamily(p.Cert), p.Cert.KeyBits) {
-			p.CertError = fmt.Sprintf("the listener's certificate key (%s) is forbidden by java.security entry %q (%s): no handshake can complete; issue a certificate with a stronger key", p.Cert, je.Text, where(je.File, je.Line))
+		switch {
+		case !je.forbidsKey(certKeyFamily(p.Cert), p.Cert.KeyBits):
+		case len(je.KeySize) > 0:
+			// JDK 17's default key manager does not check the server's own certificate against
+			// jdk.tls.disabledAlgorithms: it serves it, and only peers that apply the rule refuse it.
+			p.Warnings = append(p.Warnings, fmt.Sprintf("the listener's own certificate key (%s) is below java.security entry %q (%s): the port still serves it, as the JDK does (it checks peers' keys, not its own), but clients applying the same rule will refuse it; issue a certificate with a stronger key", p.Cert, je.Text, where(je.File, je.Line)))
+			e.note(i, "the listener's own certificate key is below it (served anyway, as the JDK does)")
+		default:
+			p.CertError = fmt.Sprintf("the listener's certificate key (%s) is forbidden by java.security entry %q (%s): no handshake can complete; issue a certificate with another key", p.Cert, je.Text, where(je.File, je.Line))
 			e.note(i, "forbids this listener's certificate key")
 		}
 		if p.Cert.SignatureAlgorithm != "" && je.forbidsCertSignature(p.Cert.SignatureAlgorithm, "TLSServer") {
@@ -204,6 +212,7 @@ func (e *explainer) suites() {
 	p, cp := e.p, e.cp
 	if cp != nil && cp.Ciphers != nil {
 		e.listed = map[uint16]bool{}
+		e.ex.ciphers = cp
 		for _, s := range cp.Ciphers {
 			e.listed[s.ID] = true
 		}
@@ -347,15 +356,45 @@ func (e *explainer) entries() {
 	}
 }
 
+// noSuiteReason begins the reason of a version removed because no suite it can negotiate is left.
+const noSuiteReason = "no cipher suite it can negotiate is left"
+
+// versionsWithoutSuites is stage 5b: a TLS 1.0–1.2 version with no suite left cannot complete a
+// handshake, so it is not accepted (the JDK drops such a version from its active protocols too).
+func (e *explainer) versionsWithoutSuites() {
+	p := e.p
+	var dropped []string
+	for _, v := range slices.Clone(p.Versions) {
+		if v == TLSv1_3 || slices.ContainsFunc(p.Suites, func(id uint16) bool { s, _ := SuiteByID(id); return s.SupportsVersion(v) }) {
+			continue
+		}
+		r := Removal{Item: v.String(), Kind: "version", Layer: LayerDerived, Reason: noSuiteReason + " (see the suites removed below)"}
+		p.Removed = append(p.Removed, r)
+		p.Versions = slices.DeleteFunc(p.Versions, func(x Version) bool { return x == v })
+		if vd := findVerdict(e.ex.Versions, v.String()); vd != nil {
+			vd.Allowed, vd.By = false, append(vd.By, r)
+		}
+		dropped = append(dropped, v.String())
+	}
+	if len(dropped) > 0 && len(p.Versions) > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s not accepted on port %d: no cipher suite %s can negotiate is left", strings.Join(dropped, " and "), e.l.Port, pronoun(len(dropped))))
+	}
+	e.earlyTLS = p.Allows(TLSv1) || p.Allows(TLSv1_1)
+}
+
+func pronoun(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "they"
+}
+
 // finalWarnings warns about a listener that no handshake, or only TLS 1.3, can reach.
 func (e *explainer) finalWarnings() {
 	p := e.p
-	if len(p.Versions) == 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("no protocol version is left on port %d: every handshake will fail", e.l.Port))
-	} else if p.MinVersion() <= TLSv1_2 && len(p.Suites) == 0 && !(len(p.Versions) == 1 && p.Versions[0] == TLSv1_3) {
+	if err := e.ex.LockOut(); err != nil {
+		p.Warnings = append(p.Warnings, err.Error())
+	} else if len(p.Versions) == 1 && p.Versions[0] == TLSv1_3 && len(p.Suites) == 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("no TLS 1.0–1.2 cipher suite is left on port %d: only TLS 1.3 clients can connect", e.l.Port))
-	}
-	if p.CertError != "" {
-		p.Warnings = append(p.Warnings, p.CertError)
 	}
 }
