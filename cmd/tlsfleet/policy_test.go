@@ -13,8 +13,9 @@ func TestPolicyCommand(t *testing.T) {
 	tests := []struct {
 		name     string
 		args     []string
-		wantCode string // "" success, "usage", "error"
+		wantCode string // "" success, "usage", "error", "lockout" (the report, then an error)
 		godebug  string
+		contains []string // besides the golden file, lines the output must hold
 	}{
 		{name: "new-install", args: []string{"policy", "--dir", "testdata/new-install"}},
 		{name: "new-install-json", args: []string{"policy", "--dir", "testdata/new-install", "--json"}},
@@ -28,6 +29,16 @@ func TestPolicyCommand(t *testing.T) {
 		{name: "missing-dir", args: []string{"policy", "--dir", "testdata/does-not-exist"}, wantCode: "error"},
 		{name: "bad-port", args: []string{"policy", "--dir", "testdata/new-install", "--port", "443"}, wantCode: "usage"},
 		{name: "no-command", args: nil, wantCode: "usage"},
+		{name: "rsa-install-4119", args: []string{"policy", "--dir", "testdata/rsa-install", "--port", "4119"},
+			contains: []string{"certificate: testdata/rsa-install/manager.pem, RSA key of 2048 bits", "    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"}},
+		{name: "port-24119", args: []string{"policy", "--dir", "testdata/port-24119", "--port", "24119"},
+			contains: []string{"Port 24119 (console)", "assumed: testdata/port-24119/manager.pem does not exist yet"}},
+		{name: "port-4119-not-this-install", args: []string{"policy", "--dir", "testdata/port-24119", "--port", "4119"}, wantCode: "usage",
+			contains: []string{"use 24119 (console), 24120 (agent-channel)"}},
+		{name: "strong-ec-lockout", args: []string{"policy", "--dir", "testdata/strong-ec", "--port", "4119"}, wantCode: "lockout",
+			contains: []string{"error: port 4119 (console) could complete no TLS handshake", "ciphers=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"}},
+		{name: "strong-rsa", args: []string{"policy", "--dir", "testdata/strong-rsa", "--port", "4119"},
+			contains: []string{"versions:                           TLSv1.2\n", "    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n"}},
 		{name: "godebug", args: []string{"policy", "--dir", "testdata/new-install", "--port", "4120"}, godebug: "http2client=0,tlsrsakex=1, tlssha1=1"},
 	}
 	for _, tt := range tests {
@@ -53,8 +64,18 @@ func TestPolicyCommand(t *testing.T) {
 					t.Fatal("want an error")
 				}
 				got = err.Error() + "\n"
+			case "lockout":
+				if err == nil || strings.Contains(err.Error(), "usage") {
+					t.Fatalf("want a lock-out error, got %v", err)
+				}
+				got += "error: " + err.Error() + "\n"
 			}
 			checkGolden(t, tt.name, got)
+			for _, c := range tt.contains {
+				if !strings.Contains(got, c) {
+					t.Errorf("output lacks %q:\n%s", c, got)
+				}
+			}
 		})
 	}
 }

@@ -1,7 +1,9 @@
 package tlspolicy
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +49,27 @@ func LoadDir(dir string) (Layers, error) {
 	return l, nil
 }
 
+// LoadCertFile describes the first certificate of a PEM file (the Manager's manager.pem).
+func LoadCertFile(path string) (CertInfo, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return CertInfo{}, err
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return CertInfo{}, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
+		}
+		if b.Type == "CERTIFICATE" {
+			ci, err := CertInfoOf(tls.Certificate{Certificate: [][]byte{b.Bytes}})
+			if err != nil {
+				return CertInfo{}, fmt.Errorf("%s: %w", path, err)
+			}
+			return ci, nil
+		}
+	}
+}
+
 // godebugKnobs are the GODEBUG settings that change what crypto/tls negotiates even with the explicit
 // versions, suites and groups the policy engine sets, and so make Evaluate's predictions (which assume
 // Go's defaults) wrong. Knobs that only change Go's defaults (tlsrsakex, tls3des, tlsmlkem, tls10server)
@@ -85,8 +108,11 @@ type PortReport struct {
 // Report is the JSON document `tlsfleet policy --json` prints.
 type Report struct {
 	// Warnings concern the whole process (its GODEBUG settings), not one port.
-	Warnings []string     `json:"warnings,omitempty"`
-	Ports    []PortReport `json:"ports"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Certificate says which certificate the ports were computed for: a file and its key, or what was
+	// assumed without one.
+	Certificate string       `json:"certificate_used,omitempty"`
+	Ports       []PortReport `json:"ports"`
 }
 
 // NewPortReport turns an explanation into its report form.
@@ -126,6 +152,9 @@ func (r Report) WriteJSON(w io.Writer) error {
 // WriteText writes the report for people.
 func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if r.Certificate != "" {
+		fmt.Fprintf(tw, "certificate: %s\n\n", r.Certificate)
+	}
 	for _, warning := range r.Warnings {
 		fmt.Fprintf(tw, "warning: %s\n", warning)
 	}
