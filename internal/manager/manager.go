@@ -252,7 +252,7 @@ func (m *Manager) buildPolicies(ctx context.Context) error {
 	for _, w := range append(console.Policy.Warnings, agents.Policy.Warnings...) {
 		if !seen[w] {
 			seen[w] = true
-			if strings.Contains(w, "has no effect here") {
+			if strings.Contains(w, "no effect here") {
 				m.log.Info("TLS policy note", "note", w) // e.g. the JDK's DH and DTLS entries: nothing to restrict in Go
 			} else {
 				m.log.Warn("TLS policy", "warning", w)

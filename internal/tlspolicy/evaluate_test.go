@@ -231,7 +231,7 @@ func BenchmarkEvaluate(b *testing.B) {
 }
 
 func BenchmarkEffective(b *testing.B) {
-	js, err := ParseJavaSecurity("java.security", []byte(DefaultJavaSecurityContent), nil)
+	js, err := ParseJavaSecurity("java.security", []byte(DefaultJavaSecurityContent))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ func Explain(l Listener, layers Layers) *Explanation {
 	e.certificate()
 	e.signatureSchemes()
 	e.suites()
+	e.tls13WithoutSuites()
 	e.tls13Suites()
 	e.versionsWithoutSuites()
 	// Hybrid and ML-KEM groups exist only in TLS 1.3: without it they are not offered.
@@ -118,6 +119,9 @@ func (e *explainer) versions() {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s: protocols= lists TLSv1.2 but not TLSv1.3, so port %d does not offer TLS 1.3; write protocols=TLSv1.2,TLSv1.3 to keep it", where(cp.ProtocolsEntry.File, cp.ProtocolsEntry.Line), e.l.Port))
 	}
 	e.earlyTLS = p.Allows(TLSv1) || p.Allows(TLSv1_1)
+	if e.l.Role.managerPort() && !slices.ContainsFunc(e.java, func(je DisabledEntry) bool { return je.matchesVersion(SSLv3) }) {
+		p.Warnings = append(p.Warnings, "java.security does not disable SSLv3: a JDK would negotiate SSL 3.0 with a client that offers nothing newer it accepts; tlsfleet never accepts SSL 3.0 (Go has none)")
+	}
 }
 
 // groups is stage 2: key-exchange groups. Without one, TLS 1.3 is removed.
@@ -148,12 +152,18 @@ func (e *explainer) groups() {
 	}
 	e.classicGroup = slices.ContainsFunc(p.Groups, func(id tls.CurveID) bool { g, _ := GroupByID(id); return !g.PostQuantum })
 	if len(p.Groups) == 0 && p.Allows(TLSv1_3) {
-		r := Removal{Item: TLSv1_3.String(), Kind: "version", Layer: LayerDerived, Reason: "no key-exchange group is left, and TLS 1.3 needs one"}
-		p.Removed = append(p.Removed, r)
-		p.Versions = slices.DeleteFunc(p.Versions, func(v Version) bool { return v == TLSv1_3 })
-		if v := findVerdict(e.ex.Versions, TLSv1_3.String()); v != nil {
-			v.Allowed, v.By = false, append(v.By, r)
-		}
+		e.dropVersion(TLSv1_3, "no key-exchange group is left, and TLS 1.3 needs one")
+	}
+}
+
+// dropVersion removes a version that the layers allow but the listener cannot negotiate.
+func (e *explainer) dropVersion(v Version, reason string) {
+	p := e.p
+	r := Removal{Item: v.String(), Kind: "version", Layer: LayerDerived, Reason: reason}
+	p.Removed = append(p.Removed, r)
+	p.Versions = slices.DeleteFunc(p.Versions, func(x Version) bool { return x == v })
+	if vd := findVerdict(e.ex.Versions, v.String()); vd != nil {
+		vd.Allowed, vd.By = false, append(vd.By, r)
 	}
 }
 
@@ -205,6 +215,46 @@ func (e *explainer) signatureSchemes() {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("no handshake signature scheme is left for the %s certificate: TLS 1.3 and TLS 1.2 ECDHE handshakes will fail", p.Cert))
 		}
 	}
+	e.curveBoundScheme(schemesLeft)
+}
+
+// curveBoundScheme applies JDK 17's binding of ECDSA signature schemes to the certificate's curve: in
+// TLS 1.3 an EC key signs only with the scheme of its curve (ecdsa_secp256r1_sha256 for P-256), and the
+// JDK refuses that scheme when java.security disables its group (secp256r1), so TLS 1.3 cannot
+// authenticate. In TLS 1.2 the JDK also signs with the curve's scheme only (or ecdsa_sha1, which Go does
+// not use); Go may use another ECDSA scheme there, which a note says.
+func (e *explainer) curveBoundScheme(left []tls.SignatureScheme) {
+	p := e.p
+	if certKeyFamily(p.Cert) != "EC" || len(e.java) == 0 {
+		return
+	}
+	i := slices.IndexFunc(sigSchemes, func(s sigScheme) bool { return s.key == "EC" && s.bits == p.Cert.KeyBits })
+	if i < 0 {
+		return
+	}
+	sc := sigSchemes[i]
+	group := map[int]string{256: "secp256r1", 384: "secp384r1", 521: "secp521r1"}[sc.bits]
+	if vd := findVerdict(e.ex.Groups, group); vd != nil && !vd.Allowed && p.Allows(TLSv1_3) {
+		for _, r := range vd.By {
+			if r.Layer == LayerJava {
+				e.dropVersion(TLSv1_3, fmt.Sprintf("the %s certificate signs TLS 1.3 handshakes only with %s, which the JDK refuses once java.security entry %q (%s) disables its group %s", p.Cert, sc.name, r.Entry, r.Where, group))
+				break
+			}
+		}
+	}
+	if !slices.Contains(left, sc.id) && len(left) > 0 && slices.Contains(p.Versions, TLSv1_2) {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("java.security disables %s: in TLS 1.2 the JDK would sign with this %s key only with ecdsa_sha1 (and refuse ECDHE_ECDSA suites when SHA1 is disabled too); tlsfleet signs with the ECDSA schemes left (%s), which TLS 1.2 allows for any curve", sc.name, p.Cert, schemeNames(left)))
+	}
+}
+
+func schemeNames(ids []tls.SignatureScheme) string {
+	var out []string
+	for _, id := range ids {
+		if i := slices.IndexFunc(sigSchemes, func(s sigScheme) bool { return s.id == id }); i >= 0 {
+			out = append(out, sigSchemes[i].name)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // suites is stage 4: cipher suites of TLS 1.0–1.2, in Go's server order.
@@ -287,6 +337,26 @@ func (e *explainer) suiteRemovals(s Suite, auth string) []Removal {
 	return by
 }
 
+// tls13WithoutSuites drops TLS 1.3 when java.security forbids every TLS 1.3 suite Go has: a JDK would
+// have no TLS 1.3 suite left, and Go, which cannot take single TLS 1.3 suites away, can still take TLS 1.3.
+func (e *explainer) tls13WithoutSuites() {
+	if !e.p.Allows(TLSv1_3) || len(e.java) == 0 {
+		return
+	}
+	var by []string
+	for _, s := range Registry() {
+		if !s.TLS13 || !s.GoImplemented() {
+			continue
+		}
+		i := slices.IndexFunc(e.java, func(je DisabledEntry) bool { return je.matchesSuite(s) })
+		if i < 0 {
+			return
+		}
+		by = append(by, fmt.Sprintf("%s by %q", s.Name, e.java[i].Text))
+	}
+	e.dropVersion(TLSv1_3, "java.security forbids every TLS 1.3 suite ("+strings.Join(by, ", ")+"), as a JDK would")
+}
+
 // tls13Suites is stage 5: TLS 1.3 suites. Go always offers all three; a layer that forbids one is
 // reported, not obeyed.
 func (e *explainer) tls13Suites() {
@@ -314,7 +384,7 @@ func (e *explainer) tls13Suites() {
 		}
 		for i := range forbidden {
 			if tls13 {
-				forbidden[i].Reason = fmt.Sprintf("Go's crypto/tls cannot disable single TLS 1.3 suites: port %d still negotiates %s over TLS 1.3; to honour this, remove TLSv1.3 from the port", e.l.Port, s.Name)
+				forbidden[i].Reason = fmt.Sprintf("Go's crypto/tls cannot disable single TLS 1.3 suites: port %d still negotiates %s over TLS 1.3 (a JDK would refuse it); to honour this, remove TLSv1.3 from the port", e.l.Port, s.Name)
 			} else {
 				forbidden[i].Reason = "TLS 1.3 is off on this port, so the suite is not negotiated anyway"
 			}
@@ -349,10 +419,20 @@ func (e *explainer) entries() {
 		}
 		e.ex.Entries = append(e.ex.Entries, describeEntry(je, e.used[i].String()))
 	}
+	var defaults []string
 	for _, ee := range e.ex.Entries {
-		if ee.NoOp {
+		switch {
+		case !ee.NoOp:
+		case slices.Contains(jdkDefaultEntries(), ee.Entry):
+			defaults = append(defaults, ee.Entry)
+		default:
 			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: java.security entry %q has no effect here: %s", ee.Where, ee.Entry, ee.Effect))
 		}
+	}
+	if len(defaults) > 0 {
+		// The JDK's own default entries that find nothing to restrict in Go are not the operator's doing:
+		// one line, not one each (`tlsfleet policy` lists why under "java.security entries").
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d entries of the JDK's default list have no effect here, as Go's crypto/tls has nothing they restrict: %s", len(defaults), strings.Join(defaults, ", ")))
 	}
 }
 
@@ -368,12 +448,7 @@ func (e *explainer) versionsWithoutSuites() {
 		if v == TLSv1_3 || slices.ContainsFunc(p.Suites, func(id uint16) bool { s, _ := SuiteByID(id); return s.SupportsVersion(v) }) {
 			continue
 		}
-		r := Removal{Item: v.String(), Kind: "version", Layer: LayerDerived, Reason: noSuiteReason + " (see the suites removed below)"}
-		p.Removed = append(p.Removed, r)
-		p.Versions = slices.DeleteFunc(p.Versions, func(x Version) bool { return x == v })
-		if vd := findVerdict(e.ex.Versions, v.String()); vd != nil {
-			vd.Allowed, vd.By = false, append(vd.By, r)
-		}
+		e.dropVersion(v, noSuiteReason+" (see the suites removed below)")
 		dropped = append(dropped, v.String())
 	}
 	if len(dropped) > 0 && len(p.Versions) > 0 {

@@ -273,7 +273,7 @@ func TestHandshakesMatchEvaluate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var layers Layers
 			if tt.java != "" {
-				js, err := ParseJavaSecurity("java.security", []byte(tt.java), nil)
+				js, err := ParseJavaSecurity("java.security", []byte(tt.java))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -333,8 +333,8 @@ func TestUpdateTakesEffectWithoutRestart(t *testing.T) {
 	testtarget.RequireTool(t, "openssl")
 	cert := selfSigned(t, "RSA", 2048)
 	ci, _ := CertInfoOf(cert)
-	enforce, _ := ParseJavaSecurity("java.security", []byte("jdk.tls.disabledAlgorithms=SSLv3, TLSv1, TLSv1.1\n"), nil)
-	undo, _ := ParseJavaSecurity("java.security", []byte("jdk.tls.disabledAlgorithms=SSLv3\n"), nil)
+	enforce, _ := ParseJavaSecurity("java.security", []byte("jdk.tls.disabledAlgorithms=SSLv3, TLSv1, TLSv1.1\n"))
+	undo, _ := ParseJavaSecurity("java.security", []byte("jdk.tls.disabledAlgorithms=SSLv3\n"))
 	l := Listener{Port: 4120, Role: RoleAgentChannel}
 	tl := startListener(t, Effective(l, Layers{JavaSecurity: enforce, Cert: ci}), cert)
 	if r := tl.sClient(t, "-tls1", "-cipher", "ALL"+legacy); r.accepted {
