@@ -12,10 +12,12 @@ import (
 
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/settings"
+	"tlsfleet/internal/store"
 	"tlsfleet/internal/tlspolicy"
 )
 
-func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tlsfleet policy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".", "the Manager's install folder (holds java.security, configuration.properties and manager.pem)")
@@ -32,9 +34,13 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	listeners, err := installListeners(*dir, layers.Config != nil)
+	folder, err := openInstall(*dir, layers.Config != nil)
 	if err != nil {
 		return err
+	}
+	listeners := tlspolicy.ManagerListeners
+	if folder != nil {
+		listeners = []tlspolicy.Listener{{Port: folder.ConsolePort, Role: tlspolicy.RoleConsole}, {Port: folder.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}}
 	}
 	if *port != 0 {
 		l, err := tlspolicy.ListenerForPort(*port, listeners)
@@ -45,6 +51,9 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	rep := tlspolicy.Report{Warnings: tlspolicy.GODEBUGWarnings(os.Getenv("GODEBUG"))}
 	if layers.Cert, rep.Certificate, err = installCert(*dir); err != nil {
+		return err
+	}
+	if layers.Settings, rep.SettingsSource, err = installSettings(ctx, *dir, folder); err != nil {
 		return err
 	}
 	var lockouts []error
@@ -68,17 +77,38 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return errors.Join(lockouts...)
 }
 
-// installListeners returns the Manager's two listeners with the ports the install's
-// configuration.properties gives them (port=, managerPort=), or the default ports without the file.
-func installListeners(dir string, hasConfig bool) ([]tlspolicy.Listener, error) {
+// openInstall reads the install's configuration.properties for its ports (port=, managerPort=) and
+// database; nil when the folder has none yet (the default ports apply).
+func openInstall(dir string, hasConfig bool) (*install.Folder, error) {
 	if !hasConfig {
-		return tlspolicy.ManagerListeners, nil
+		return nil, nil
 	}
-	f, err := install.Open(dir)
+	return install.Open(dir)
+}
+
+// installSettings reads the fleet settings from the install's database, as the running Manager does;
+// without a database (a folder the Manager never started in) the defaults apply, and the report says so.
+func installSettings(ctx context.Context, dir string, folder *install.Folder) (tlspolicy.Settings, string, error) {
+	if folder == nil {
+		return tlspolicy.DefaultSettings(), "the defaults (no configuration.properties, so no database)", nil
+	}
+	shown := folder.DBPath // as the caller named the folder
+	if rel, err := filepath.Rel(folder.Dir, folder.DBPath); err == nil && filepath.IsLocal(rel) {
+		shown = filepath.Join(dir, rel)
+	}
+	if _, err := os.Stat(folder.DBPath); errors.Is(err, fs.ErrNotExist) {
+		return tlspolicy.DefaultSettings(), fmt.Sprintf("the defaults (%s does not exist yet)", shown), nil
+	}
+	db, err := store.Open(ctx, folder.DBPath)
 	if err != nil {
-		return nil, err
+		return tlspolicy.Settings{}, "", err
 	}
-	return []tlspolicy.Listener{{Port: f.ConsolePort, Role: tlspolicy.RoleConsole}, {Port: f.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}}, nil
+	defer db.Close()
+	vals, err := db.Settings(ctx)
+	if err != nil {
+		return tlspolicy.Settings{}, "", fmt.Errorf("reading the settings from %s: %w", folder.DBPath, err)
+	}
+	return settings.Values(vals).Policy(), shown, nil
 }
 
 // installCert describes the Manager's certificate (manager.pem) and says where it came from; without the

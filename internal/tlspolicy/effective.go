@@ -123,6 +123,8 @@ type Explanation struct {
 	Suites   []Verdict
 	Groups   []Verdict
 	Entries  []EntryEffect
+	// SettingNotes say which fleet settings apply to the listener and which do not.
+	SettingNotes []string
 
 	// ciphers is configuration.properties when its ciphers= applies to the listener (LockOut's fixes).
 	ciphers *ConfigProperties

@@ -26,8 +26,21 @@ func Explain(l Listener, layers Layers) *Explanation {
 		e.p.Groups = slices.DeleteFunc(e.p.Groups, func(id tls.CurveID) bool { g, _ := GroupByID(id); return g.PostQuantum })
 	}
 	e.entries()
+	e.settingNotes()
 	e.finalWarnings()
 	return e.ex
+}
+
+// settingNotes says which fleet settings reach the listener: enableStrongCiphers, for one, does not
+// reach the Manager's ports, although its name suggests it does.
+func (e *explainer) settingNotes() {
+	minimum, name := e.settings.minimumFor(e.l.Role)
+	e.ex.SettingNotes = append(e.ex.SettingNotes, fmt.Sprintf("%s=%s applies here", name, minimum))
+	if e.l.Role.managerPort() {
+		e.ex.SettingNotes = append(e.ex.SettingNotes, fmt.Sprintf("%s=%t does not apply here: it reaches %s", SettingStrongCiphers, e.settings.StrongCiphers, SettingScope(SettingStrongCiphers)))
+		return
+	}
+	e.ex.SettingNotes = append(e.ex.SettingNotes, fmt.Sprintf("%s=%t applies here", SettingStrongCiphers, e.settings.StrongCiphers))
 }
 
 // explainer is the state of one Explain call, shared by its stages.

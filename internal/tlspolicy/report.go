@@ -101,6 +101,7 @@ type PortReport struct {
 	Removed        []Removal     `json:"removed"`
 	NotEnforced    []Removal     `json:"not_enforced,omitempty"`
 	Entries        []EntryEffect `json:"java_security_entries,omitempty"`
+	Settings       []string      `json:"settings,omitempty"`
 	NotImplemented int           `json:"suites_not_implemented_by_go"`
 	Warnings       []string      `json:"warnings"`
 }
@@ -111,14 +112,16 @@ type Report struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Certificate says which certificate the ports were computed for: a file and its key, or what was
 	// assumed without one.
-	Certificate string       `json:"certificate_used,omitempty"`
-	Ports       []PortReport `json:"ports"`
+	Certificate string `json:"certificate_used,omitempty"`
+	// SettingsSource says where the fleet settings came from (the install's database, or the defaults).
+	SettingsSource string       `json:"settings_from,omitempty"`
+	Ports          []PortReport `json:"ports"`
 }
 
 // NewPortReport turns an explanation into its report form.
 func NewPortReport(ex *Explanation) PortReport {
 	p := ex.Policy
-	r := PortReport{Port: p.Listener.Port, Role: p.Listener.Role, Certificate: p.Cert, Entries: ex.Entries,
+	r := PortReport{Port: p.Listener.Port, Role: p.Listener.Role, Certificate: p.Cert, Entries: ex.Entries, Settings: ex.SettingNotes,
 		Versions: []string{}, CipherSuites: []string{}, TLS13Suites: []string{}, Groups: []string{},
 		Removed: []Removal{}, NotEnforced: p.NotEnforced, Warnings: append([]string{}, p.Warnings...)}
 	for _, v := range p.Versions {
@@ -153,7 +156,13 @@ func (r Report) WriteJSON(w io.Writer) error {
 func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if r.Certificate != "" {
-		fmt.Fprintf(tw, "certificate: %s\n\n", r.Certificate)
+		fmt.Fprintf(tw, "certificate: %s\n", r.Certificate)
+	}
+	if r.SettingsSource != "" {
+		fmt.Fprintf(tw, "settings: %s\n", r.SettingsSource)
+	}
+	if r.Certificate != "" || r.SettingsSource != "" {
+		fmt.Fprintln(tw)
 	}
 	for _, warning := range r.Warnings {
 		fmt.Fprintf(tw, "warning: %s\n", warning)
@@ -188,6 +197,12 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintln(tw, "  java.security entries:")
 			for _, e := range p.Entries {
 				fmt.Fprintf(tw, "    %s\t%s\n", e.Entry, e.Effect)
+			}
+		}
+		if len(p.Settings) > 0 {
+			fmt.Fprintln(tw, "  settings:")
+			for _, n := range p.Settings {
+				fmt.Fprintf(tw, "    %s\n", n)
 			}
 		}
 		if len(p.Warnings) > 0 {
