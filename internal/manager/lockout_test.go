@@ -81,3 +81,25 @@ func TestLockOutRefusesToStart(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// A fresh install's own java.security (the JDK's default list) once logged six "has no effect" notes,
+// burying real warnings: now one line, and no warning at all.
+func TestFreshInstallLogsOneNote(t *testing.T) {
+	var logs agenttest.SyncBuffer
+	startManager(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	var notes, warnings []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "no effect here") {
+			notes = append(notes, line)
+		}
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "TLS policy") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "level=INFO") || !strings.Contains(notes[0], "6 entries of the JDK's default list") {
+		t.Errorf("notes about the default java.security:\n%s", strings.Join(notes, "\n"))
+	}
+	if len(warnings) != 0 {
+		t.Errorf("a fresh install warns:\n%s", strings.Join(warnings, "\n"))
+	}
+}
