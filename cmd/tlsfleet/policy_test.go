@@ -2,15 +2,22 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/manager"
+	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/testtarget"
+	"tlsfleet/internal/tlspolicy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -115,6 +122,50 @@ func TestPolicyReadsTheInstallsSettings(t *testing.T) {
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// On an install the Manager made with --rsa, on other ports, tlsfleet policy reports what the Manager
+// serves: its RSA certificate and RSA suites, its ports, the same versions and suites per port.
+func TestPolicyMatchesARunningRSAInstall(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "manager")
+	m, err := manager.Start(t.Context(), manager.Options{Dir: dir, ConsolePort: testtarget.FreePort(t), HeartbeatPort: testtarget.FreePort(t),
+		Listen: "127.0.0.1", KeyType: pki.RSA2048, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"policy", "--dir", dir, "--json"}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var rep tlspolicy.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.Certificate, filepath.Join(dir, pki.ServerFile)+", RSA key of 2048 bits") {
+		t.Errorf("certificate used: %q", rep.Certificate)
+	}
+	b, err := json.Marshal(m.PolicyReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live tlspolicy.Report
+	if err := json.Unmarshal(b, &live); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Ports) != 2 || len(live.Ports) != 2 {
+		t.Fatalf("ports: policy %d, Manager %d", len(rep.Ports), len(live.Ports))
+	}
+	for i, p := range rep.Ports {
+		l := live.Ports[i]
+		if p.Port != l.Port || p.Role != l.Role || strings.Join(p.Versions, ",") != strings.Join(l.Versions, ",") ||
+			strings.Join(p.CipherSuites, ",") != strings.Join(l.CipherSuites, ",") || p.Certificate != l.Certificate {
+			t.Errorf("port %d: tlsfleet policy says %+v\nthe Manager serves %+v", l.Port, p, l)
+		}
+		if !slices.Contains(p.CipherSuites, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256") || p.Certificate.KeyAlgorithm != "RSA" {
+			t.Errorf("port %d: not RSA: %v %v", p.Port, p.Certificate, p.CipherSuites)
 		}
 	}
 }
