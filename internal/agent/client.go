@@ -117,7 +117,9 @@ func ExplainRefusal(who string, legacyMax tlspolicy.Version, err error, lowest t
 	if !ok {
 		return ""
 	}
-	accepts := fmt.Sprintf("it accepts only versions newer than %s", legacyMax)
+	// Without a probe, all that is known is that nothing up to legacyMax was accepted; the server's
+	// minimum may be far above it (a relay at TLSv1.2 refusing a TLS 1.0 client).
+	accepts := fmt.Sprintf("it accepts no version up to %s", legacyMax)
 	if lowest != 0 {
 		accepts = fmt.Sprintf("it accepts only %s and newer", lowest)
 	}

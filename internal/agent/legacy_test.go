@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/tls"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -63,6 +64,19 @@ func TestLegacySimulatorAccepted(t *testing.T) {
 func TestExplainRefusal(t *testing.T) {
 	if got := ExplainRefusal("the server", tlspolicy.TLSv1_1, errors.New("EOF"), 0); got != "" {
 		t.Errorf("not a refusal: %q", got)
+	}
+	refused := &net.OpError{Op: "remote error", Err: tls.AlertError(70)}
+	for _, tt := range []struct {
+		lowest tlspolicy.Version
+		want   string
+	}{
+		// A relay at TLSv1.2 once "accepted only versions newer than TLSv1".
+		{tlspolicy.TLSv1_2, "legacy simulator: the relay r:4122 refused TLS 1.0 (alert protocol version): it accepts only TLSv1.2 and newer"},
+		{0, "legacy simulator: the relay r:4122 refused TLS 1.0 (alert protocol version): it accepts no version up to TLSv1"},
+	} {
+		if got := ExplainRefusal("the relay r:4122", tlspolicy.TLSv1, refused, tt.lowest); got != tt.want {
+			t.Errorf("ExplainRefusal(lowest %v) = %q, want %q", tt.lowest, got, tt.want)
+		}
 	}
 	v, err := ParseLegacyMax("tls1_1", false)
 	if err != nil || v != tlspolicy.TLSv1_1 {

@@ -149,7 +149,8 @@ func (s *session) syncBundles(ctx context.Context) {
 				return
 			}
 			if s.a.legacyMax != 0 {
-				if line := ExplainRefusal("the relay "+r, s.a.legacyMax, err, 0); line != "" {
+				host, _, _ := net.SplitHostPort(r)
+				if line := ExplainRefusal("the relay "+r, s.a.legacyMax, err, ProbeLowestVersion(ctx, r, host, s.a.legacyMax)); line != "" {
 					s.a.log.Warn(line)
 				}
 			}

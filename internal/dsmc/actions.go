@@ -60,6 +60,11 @@ func prepareChangeSetting(o *options) (work, error) {
 		if err != nil {
 			return err
 		}
+		if res.Applies != "" {
+			if _, err := fmt.Fprintf(s.stdout, "Applies to %s.\n", res.Applies); err != nil {
+				return err
+			}
+		}
 		return printReport(s, res.ReleaseReport)
 	}, nil
 }

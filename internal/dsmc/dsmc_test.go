@@ -244,6 +244,9 @@ func TestChangeSetting(t *testing.T) {
 	dir, db := newInstall(t)
 	ctx := t.Context()
 	act := currentActor(t)
+	relayScope := "Applies to relays' port 4122, through their policy.\n"
+	strongScope := "Applies to relays' port 4122 and agents' port 4118, through their policy; not the Manager's ports 4119 and 4120 (restrict those with java.security, or with ciphers= in configuration.properties for 4119).\n"
+	newNode := "settings.configuration.MinimumTLSProtocolNewNode"
 	tests := []struct {
 		name      string
 		args      []string
@@ -252,13 +255,19 @@ func TestChangeSetting(t *testing.T) {
 		event     *store.SettingEvent
 	}{
 		{name: "change", args: []string{"-action", "changesetting", "-name", relay, "-value", "TLSv1"},
-			stdout: relay + ": TLSv1.2 -> TLSv1\n", wantValue: "TLSv1", event: &store.SettingEvent{Name: relay, OldValue: "", NewValue: "TLSv1", Actor: act}},
+			stdout: relay + ": TLSv1.2 -> TLSv1\n" + relayScope, wantValue: "TLSv1", event: &store.SettingEvent{Name: relay, OldValue: "", NewValue: "TLSv1", Actor: act}},
 		{name: "canonical spelling", args: []string{"-action", "changesetting", "-name", relay, "-value", "tlsv1.2"},
-			stdout: relay + ": TLSv1 -> TLSv1.2\n", wantValue: "TLSv1.2", event: &store.SettingEvent{Name: relay, OldValue: "TLSv1", NewValue: "TLSv1.2", Actor: act}},
+			stdout: relay + ": TLSv1 -> TLSv1.2\n" + relayScope, wantValue: "TLSv1.2", event: &store.SettingEvent{Name: relay, OldValue: "TLSv1", NewValue: "TLSv1.2", Actor: act}},
 		{name: "same value again", args: []string{"-action", "changesetting", "-name", relay, "-value", "TLSV1.2"},
-			stdout: relay + ": already TLSv1.2 (unchanged)\n", wantValue: "TLSv1.2"},
+			stdout: relay + ": already TLSv1.2 (unchanged)\n" + relayScope, wantValue: "TLSv1.2"},
 		{name: "default while nothing stored", args: []string{"-action", "changesetting", "-name", strong, "-value", "FALSE"},
-			stdout: strong + ": already false (unchanged)\n"},
+			stdout: strong + ": already false (unchanged)\n" + strongScope},
+		// The product's strong-cipher script sets it; TLSv1.2 is already the default.
+		{name: "the strong-cipher script's MinimumTLSProtocolNewNode", args: []string{"-action", "changesetting", "-name", newNode, "-value", "TLSv1.2"},
+			stdout: newNode + ": already TLSv1.2 (unchanged)\nApplies to agents' port 4118, through their policy: the policy a newly activated agent or relay starts with, and the one agents already activated get with their next policy.\n"},
+		{name: "MinimumTLSProtocolNewNode changed", args: []string{"-action", "changesetting", "-name", newNode, "-value", "tlsv1.3"},
+			stdout:    newNode + ": TLSv1.2 -> TLSv1.3\nApplies to agents' port 4118, through their policy: the policy a newly activated agent or relay starts with, and the one agents already activated get with their next policy.\n",
+			wantValue: "TLSv1.3", event: &store.SettingEvent{Name: newNode, OldValue: "", NewValue: "TLSv1.3", Actor: act}},
 		{name: "int with spaces", args: []string{"-action", "changesetting", "-name", heartbeat, "-value", " 15 "},
 			stdout: heartbeat + ": 10 -> 15\n", wantValue: "15", event: &store.SettingEvent{Name: heartbeat, OldValue: "", NewValue: "15", Actor: act}},
 		{name: "double dash flags", args: []string{"--action", "changesetting", "--name", heartbeat, "--value=20"},
@@ -267,6 +276,7 @@ func TestChangeSetting(t *testing.T) {
 			stdout: heartbeat + ": already 20 (unchanged)\n", wantValue: "20"},
 		{name: "json", args: []string{"-action", "changesetting", "-name", strong, "-value", "true", "-output", "json"},
 			stdout: "{\n  \"name\": \"" + strong + "\",\n  \"old\": \"false\",\n  \"new\": \"true\",\n  \"changed\": true,\n" +
+				"  \"applies\": \"relays' port 4122 and agents' port 4118, through their policy; not the Manager's ports 4119 and 4120 (restrict those with java.security, or with ciphers= in configuration.properties for 4119)\",\n" +
 				"  \"automatically_send_policy\": true,\n  \"released\": [],\n  \"unsent\": []\n}\n",
 			wantValue: "true", event: &store.SettingEvent{Name: strong, OldValue: "", NewValue: "true", Actor: act}},
 	}

@@ -245,20 +245,30 @@ func (m *Manager) buildPolicies(ctx context.Context) error {
 		return err
 	}
 	layers.Cert, _ = tlspolicy.CertInfoOf(m.cert)
-	if m.console, err = tlspolicy.NewServer(tlspolicy.Effective(m.consoleListener(), layers),
+	// A policy under which a port could complete no handshake has no last good policy to fall back on
+	// at start: refuse to start, with the fix.
+	console, err := m.explain(m.consoleListener(), layers)
+	if err != nil {
+		return err
+	}
+	agents, err := m.explain(m.agentListener(), layers)
+	if err != nil {
+		return err
+	}
+	if m.console, err = tlspolicy.NewServer(console.Policy,
 		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs}); err != nil {
 		return err
 	}
-	if m.agents, err = tlspolicy.NewServer(tlspolicy.Effective(m.agentListener(), layers),
+	if m.agents, err = tlspolicy.NewServer(agents.Policy,
 		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs,
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool, VerifyConnection: m.checkRevoked}); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
-	for _, w := range append(tlspolicy.Explain(m.consoleListener(), layers).Policy.Warnings, tlspolicy.Explain(m.agentListener(), layers).Policy.Warnings...) {
+	for _, w := range append(console.Policy.Warnings, agents.Policy.Warnings...) {
 		if !seen[w] {
 			seen[w] = true
-			if strings.Contains(w, "has no effect here") {
+			if strings.Contains(w, "no effect here") {
 				m.log.Info("TLS policy note", "note", w) // e.g. the JDK's DH and DTLS entries: nothing to restrict in Go
 			} else {
 				m.log.Warn("TLS policy", "warning", w)

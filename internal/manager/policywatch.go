@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/settings"
@@ -102,7 +103,8 @@ func (m *Manager) watch(ctx context.Context) {
 }
 
 // Reload recomputes both listeners' policies now. A malformed file leaves the policy in force as it
-// was, and the error is logged and shown by /api/policy.
+// was, and the error is logged and shown by /api/policy; so does, port by port, a policy under which the
+// port could complete no handshake (the last good policy stays on that port).
 func (m *Manager) Reload(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -118,8 +120,13 @@ func (m *Manager) Reload(ctx context.Context) {
 		srv *tlspolicy.Server
 		l   tlspolicy.Listener
 	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
-		ex := tlspolicy.Explain(x.l, layers)
-		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() && len(ex.Policy.Versions) > 0 {
+		ex, err := m.explain(x.l, layers)
+		if err != nil {
+			m.policyErr = strings.TrimPrefix(m.policyErr+"\n"+err.Error(), "\n")
+			m.log.Error("TLS policy not applied: the port keeps its last good policy", "port", x.l.Port, "files", m.policyFiles(), "err", err)
+			continue
+		}
+		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() {
 			m.log.Warn("TLS policy weakened: the port now accepts an older TLS version", "port", x.l.Port, "was", old.MinVersion().String(), "now", ex.Policy.MinVersion().String())
 		}
 		if err := x.srv.Update(ex.Policy); err != nil {
@@ -132,4 +139,19 @@ func (m *Manager) Reload(ctx context.Context) {
 		}
 		m.log.Info("TLS policy applied", "port", x.l.Port, "versions", vs, "suites", len(ex.Policy.Suites))
 	}
+}
+
+// explain computes a port's policy; one under which the port could complete no handshake is an error
+// (tlspolicy.LockOutError, the text `tlsfleet policy` exits with).
+func (m *Manager) explain(l tlspolicy.Listener, layers tlspolicy.Layers) (*tlspolicy.Explanation, error) {
+	ex := tlspolicy.Explain(l, layers)
+	if err := ex.LockOut(); err != nil {
+		return nil, err
+	}
+	return ex, nil
+}
+
+// policyFiles are the files the policy is read from, for log lines.
+func (m *Manager) policyFiles() string {
+	return m.folder.Path(install.JavaSecurityFile) + ", " + m.folder.Path(install.ConfigFile)
 }

@@ -48,6 +48,8 @@ type SettingChange struct {
 	Old     string `json:"old"`
 	New     string `json:"new"`
 	Changed bool   `json:"changed"`
+	// Applies says where the setting takes effect (settings.Setting.Applies).
+	Applies string `json:"applies,omitempty"`
 	*ReleaseReport
 }
 
@@ -59,7 +61,7 @@ func (o *Ops) ChangeSetting(ctx context.Context, actor, name, value string) (Set
 	if err != nil {
 		return SettingChange{}, err
 	}
-	res := SettingChange{Name: st.Name, New: v}
+	res := SettingChange{Name: st.Name, New: v, Applies: st.Applies}
 	current, err := o.store.Settings(ctx)
 	if err != nil {
 		return res, err

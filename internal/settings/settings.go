@@ -31,6 +31,8 @@ type Setting struct {
 	Unit        string   `json:"unit,omitempty"`
 	Default     string   `json:"default"`
 	Description string   `json:"description"`
+	// Applies says where a TLS setting takes effect (tlspolicy.SettingScope); changesetting prints it.
+	Applies string `json:"applies,omitempty"`
 }
 
 // tlsVersions are the values of the minimum-TLS settings: the versions a tlsfleet listener can serve, in
@@ -57,13 +59,17 @@ const (
 // Registry lists every setting, in the order viewsetting prints them.
 var Registry = []Setting{
 	{Name: RelayMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: defaultMinimums.RelayMinimum.String(),
-		Description: "oldest TLS version relays accept on port 4122 (the page's restrictRelayMinimumTLSProtocol)"},
+		Description: "oldest TLS version relays accept on port 4122 (the page's restrictRelayMinimumTLSProtocol)",
+		Applies:     tlspolicy.SettingScope(RelayMinimumTLS)},
 	{Name: StrongCiphers, Kind: Bool, Allowed: []string{"true", "false"}, Default: "false",
-		Description: "relays and agents keep only ECDHE suites with AEAD ciphers"},
+		Description: "relays and agents keep only ECDHE suites with AEAD ciphers (not the Manager's own ports)",
+		Applies:     tlspolicy.SettingScope(StrongCiphers)},
 	{Name: NewNodeMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: defaultMinimums.AgentMinimum.String(),
-		Description: "oldest TLS version agents accept on port 4118"},
+		Description: "oldest TLS version in the policy of newly activated nodes (the product's strong-cipher script sets TLSv1.2): agents accept it on port 4118",
+		Applies:     tlspolicy.SettingScope(NewNodeMinimumTLS)},
 	{Name: ManagerMinimumTLS, Kind: Enum, Allowed: tlsVersions, Default: defaultMinimums.ManagerMinimum.String(),
-		Description: "oldest TLS version the Manager's ports accept on top of java.security (TLSv1 leaves java.security in charge)"},
+		Description: "oldest TLS version the Manager's ports accept on top of java.security (TLSv1 leaves java.security in charge)",
+		Applies:     tlspolicy.SettingScope(ManagerMinimumTLS)},
 	{Name: HeartbeatPeriod, Kind: Int, Min: 1, Max: maxHeartbeatMinutes, Unit: "minutes", Default: "10",
 		Description: "how often agents check in with the Manager"},
 	{Name: AutoSendPolicy, Kind: Bool, Allowed: []string{"true", "false"}, Default: "true",

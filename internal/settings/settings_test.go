@@ -15,6 +15,9 @@ func TestValidate(t *testing.T) {
 		{RelayMinimumTLS, "tlsv1.1", "TLSv1.1", ""},
 		{RelayMinimumTLS, "TLSv1.0", "", `"TLSv1.0" is not allowed; use one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3`},
 		{RelayMinimumTLS, "SSLv3", "", "use one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3"},
+		// The product's strong-cipher script: settings.configuration.MinimumTLSProtocolNewNode=TLSv1.2.
+		{"settings.configuration.MinimumTLSProtocolNewNode", "TLSv1.2", "TLSv1.2", ""},
+		{"MinimumTLSProtocolNewNode", "TLSv1.2", "", "did you mean settings.configuration.MinimumTLSProtocolNewNode?"},
 		{StrongCiphers, "TRUE", "true", ""},
 		{StrongCiphers, "yes", "", "use one of true, false"},
 		{HeartbeatPeriod, " 15 ", "15", ""},
@@ -50,5 +53,20 @@ func TestDefaultsAreValidAndPolicy(t *testing.T) {
 	p = Values{RelayMinimumTLS: "TLSv1", StrongCiphers: "true"}.Policy()
 	if p.RelayMinimum != tlspolicy.TLSv1 || !p.StrongCiphers {
 		t.Errorf("stored values give %+v", p)
+	}
+}
+
+// Every TLS setting says where it takes effect; enableStrongCiphers says it leaves the Manager's ports alone.
+func TestTLSSettingsSayWhereTheyApply(t *testing.T) {
+	for _, name := range []string{RelayMinimumTLS, StrongCiphers, NewNodeMinimumTLS, ManagerMinimumTLS} {
+		if s, _ := Lookup(name); s.Applies == "" {
+			t.Errorf("%s does not say where it applies", name)
+		}
+	}
+	if s, _ := Lookup(StrongCiphers); !strings.Contains(s.Applies, "not the Manager's ports 4119 and 4120") {
+		t.Errorf("%s applies: %q", StrongCiphers, s.Applies)
+	}
+	if s, _ := Lookup(NewNodeMinimumTLS); !strings.Contains(s.Applies, "newly activated") {
+		t.Errorf("%s applies: %q", NewNodeMinimumTLS, s.Applies)
 	}
 }

@@ -1,6 +1,9 @@
 package tlspolicy
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // Defaults of a new install live in this file.
 
@@ -24,6 +27,15 @@ jdk.tls.disabledAlgorithms=SSLv3, TLSv1, TLSv1.1, DTLSv1.0, RC4, DES, \
     ECDH
 `
 
+// jdkDefaultEntries are the entries of DefaultDisabledAlgorithms, as written.
+func jdkDefaultEntries() []string {
+	var out []string
+	for _, e := range strings.Split(DefaultDisabledAlgorithms, ",") {
+		out = append(out, strings.TrimSpace(e))
+	}
+	return out
+}
+
 var (
 	defaultJSOnce sync.Once
 	defaultJS     *JavaSecurity
@@ -32,7 +44,7 @@ var (
 // DefaultJavaSecurity returns the parsed default java.security.
 func DefaultJavaSecurity() *JavaSecurity {
 	defaultJSOnce.Do(func() {
-		js, err := ParseJavaSecurity("java.security (default)", []byte(DefaultJavaSecurityContent), nil)
+		js, err := ParseJavaSecurity("java.security (default)", []byte(DefaultJavaSecurityContent))
 		if err != nil {
 			panic("tlspolicy: default java.security does not parse: " + err.Error())
 		}

@@ -123,6 +123,11 @@ type Explanation struct {
 	Suites   []Verdict
 	Groups   []Verdict
 	Entries  []EntryEffect
+	// SettingNotes say which fleet settings apply to the listener and which do not.
+	SettingNotes []string
+
+	// ciphers is configuration.properties when its ciphers= applies to the listener (LockOut's fixes).
+	ciphers *ConfigProperties
 }
 
 // Effective returns the effective policy of a listener.
@@ -252,13 +257,15 @@ func describeEntry(e DisabledEntry, used string) EntryEffect {
 		if e.Property != DisabledAlgorithmsKey {
 			ee.Effect += " (from " + e.Property + ")"
 		}
-		if _, err := ParseVersion(e.Algorithm); err == nil && !strings.HasPrefix(name, "TLSV") && name != "SSLV3" {
-			ee.Effect += fmt.Sprintf("; note: the JDK spells protocols TLSv1, TLSv1.1, TLSv1.2 and would ignore %q", e.Algorithm)
-		}
 		return ee
 	}
 	ee.NoOp = true
+	_, versionErr := ParseVersion(e.Algorithm)
 	switch {
+	case strings.Contains(name, "*"):
+		ee.Effect = "JDK 17 has no wildcards in " + DisabledAlgorithmsKey + " (JDK 24 added them): it ignores the entry, and so does tlsfleet; name the suites one by one"
+	case versionErr == nil && !e.Constrained():
+		ee.Effect = fmt.Sprintf("the JDK knows protocols only as SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 (in any case) and ignores %q, and so does tlsfleet; write %s", e.Algorithm, mustVersion(e.Algorithm))
 	case e.JDKCA:
 		ee.Effect = "jdkCA limits the entry to chains ending at a JDK cacerts anchor; tlsfleet's fleet CA is not one"
 	case e.DenyAfter != "":
@@ -285,6 +292,11 @@ func describeEntry(e DisabledEntry, used string) EntryEffect {
 		}
 	}
 	return ee
+}
+
+func mustVersion(s string) string {
+	v, _ := ParseVersion(s)
+	return v.String()
 }
 
 func matchesAnySuite(e DisabledEntry) bool {

@@ -9,7 +9,7 @@ import (
 
 func mustJava(t *testing.T, content string) *JavaSecurity {
 	t.Helper()
-	js, err := ParseJavaSecurity("java.security", []byte(content), nil)
+	js, err := ParseJavaSecurity("java.security", []byte(content))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestEffective(t *testing.T) {
 		{
 			name: "java.security cannot take a single TLS 1.3 suite away", listener: Listener{4119, RoleConsole},
 			layers: func(t *testing.T) Layers {
-				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, CHACHA20_POLY1305\n")}
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, ChaCha20-Poly1305\n")}
 			},
 			versions:    "TLSv1.2,TLSv1.3",
 			suites:      "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
@@ -195,16 +195,17 @@ func TestEffective(t *testing.T) {
 			layers: func(t *testing.T) Layers {
 				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC keySize < 1024, XDH\n"), Cert: rsaCertInfo}
 			},
-			versions: "TLSv1.2", suites: "",
-			removed: [][3]string{{"TLSv1.3", LayerDerived, ""}, {"x25519", LayerJava, "XDH"}, {"secp256r1", LayerJava, "EC keySize < 1024"}, {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", LayerDerived, ""}},
-			warning: "no TLS 1.0–1.2 cipher suite is left",
+			versions: "", suites: "",
+			removed: [][3]string{{"TLSv1.3", LayerDerived, ""}, {"TLSv1.2", LayerDerived, ""}, {"x25519", LayerJava, "XDH"}, {"secp256r1", LayerJava, "EC keySize < 1024"}, {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", LayerDerived, ""}},
+			warning: "TLSv1.2 has no cipher suite left",
 		},
 		{
 			name: "forbidden certificate key", listener: Listener{4119, RoleConsole},
 			layers: func(t *testing.T) Layers {
 				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, RSA keySize < 2048\n"), Cert: CertInfo{KeyAlgorithm: "RSA", KeyBits: 1024}}
 			},
-			versions: "TLSv1.1,TLSv1.2,TLSv1.3", certErr: true, warning: `forbidden by java.security entry "RSA keySize < 2048"`,
+			// The JDK's key manager does not check its own certificate: it still serves it (jdk_test.go).
+			versions: "TLSv1.1,TLSv1.2,TLSv1.3", warning: `own certificate key (RSA 1024) is below java.security entry "RSA keySize < 2048"`,
 		},
 		{
 			name: "handshake signature schemes", listener: Listener{4119, RoleConsole},
@@ -225,14 +226,50 @@ func TestEffective(t *testing.T) {
 			layers: func(t *testing.T) Layers {
 				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, TLSv1.2, TLSv1.3\n")}
 			},
-			versions: "", warning: "no protocol version is left on port 4119",
+			versions: "", warning: "port 4119 (console) could complete no TLS handshake under this policy: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 removed by java.security (java.security:1)",
 		},
 		{
 			name: "unknown names are reported", listener: Listener{4119, RoleConsole},
 			layers: func(t *testing.T) Layers {
 				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, FOOBAR, TLS1.2\n")}
 			},
-			versions: "TLSv1.3", warning: `"FOOBAR" has no effect here: it matches no protocol`,
+			versions: "TLSv1.2,TLSv1.3", warning: `"FOOBAR" has no effect here: it matches no protocol`,
+		},
+		{
+			// JDK 17 ignores a protocol it does not spell so (jdk_test.go); so does tlsfleet, loudly.
+			name: "a protocol the JDK does not spell so is ignored", listener: Listener{4119, RoleConsole},
+			layers: func(t *testing.T) Layers {
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, TLS1.2, tlsv1.3\n")}
+			},
+			versions: "TLSv1.2", warning: `"TLS1.2" has no effect here: the JDK knows protocols only as SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 (in any case) and ignores "TLS1.2", and so does tlsfleet; write TLSv1.2`,
+		},
+		{
+			name: "a wildcard removes nothing, as in JDK 17", listener: Listener{4119, RoleConsole},
+			layers: func(t *testing.T) Layers {
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, TLS_ECDHE_ECDSA_WITH_AES_256_*\n")}
+			},
+			versions: "TLSv1.2,TLSv1.3", suites: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+			warning: "JDK 17 has no wildcards in jdk.tls.disabledAlgorithms (JDK 24 added them)",
+		},
+		{
+			name: "EC keySize < 384 on a P-256 certificate: served, TLS 1.3 off as in JDK 17", listener: Listener{4120, RoleAgentChannel},
+			layers: func(t *testing.T) Layers {
+				return Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=TLSv1, TLSv1.1, EC keySize < 384\n")}
+			},
+			versions: "TLSv1.2", removed: [][3]string{{"TLSv1.3", LayerDerived, ""}, {"secp256r1", LayerJava, "EC keySize < 384"}},
+			warning: `own certificate key (EC 256) is below java.security entry "EC keySize < 384"`,
+		},
+		{
+			name: "the JDK's default entries that do nothing here: one line", listener: Listener{4120, RoleAgentChannel},
+			layers:   func(t *testing.T) Layers { return Layers{JavaSecurity: mustJava(t, DefaultJavaSecurityContent)} },
+			versions: "TLSv1.2,TLSv1.3", warning: "6 entries of the JDK's default list have no effect here, as Go's crypto/tls has nothing they restrict: DTLSv1.0, DES, DH keySize < 1024, anon, NULL, ECDH",
+			check: func(t *testing.T, p *Policy) {
+				for _, w := range p.Warnings {
+					if strings.Contains(w, "java.security entry") {
+						t.Errorf("a default entry warned on its own: %s", w)
+					}
+				}
+			},
 		},
 	}
 	for _, tt := range tests {

@@ -79,7 +79,7 @@ func TestEvaluate(t *testing.T) {
 			hello: tls.ClientHelloInfo{SupportedVersions: v12down, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}, SignatureSchemes: allSigs},
 			want:  "no cipher suite in common"},
 		{name: "forbidden certificate", policy: func(t *testing.T) *Policy {
-			return Effective(Listener{4119, RoleConsole}, Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=RSA keySize < 4096\n"), Cert: rsaCertInfo})
+			return Effective(Listener{4119, RoleConsole}, Layers{JavaSecurity: mustJava(t, "jdk.tls.disabledAlgorithms=RSA\n"), Cert: rsaCertInfo})
 		},
 			hello: tls.ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS13}, CipherSuites: []uint16{tls.TLS_AES_128_GCM_SHA256}},
 			want:  "certificate key (RSA 2048) is forbidden"},
@@ -231,7 +231,7 @@ func BenchmarkEvaluate(b *testing.B) {
 }
 
 func BenchmarkEffective(b *testing.B) {
-	js, err := ParseJavaSecurity("java.security", []byte(DefaultJavaSecurityContent), nil)
+	js, err := ParseJavaSecurity("java.security", []byte(DefaultJavaSecurityContent))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,14 +18,29 @@ func Explain(l Listener, layers Layers) *Explanation {
 	e.certificate()
 	e.signatureSchemes()
 	e.suites()
+	e.tls13WithoutSuites()
 	e.tls13Suites()
+	e.versionsWithoutSuites()
 	// Hybrid and ML-KEM groups exist only in TLS 1.3: without it they are not offered.
 	if !e.p.Allows(TLSv1_3) {
 		e.p.Groups = slices.DeleteFunc(e.p.Groups, func(id tls.CurveID) bool { g, _ := GroupByID(id); return g.PostQuantum })
 	}
 	e.entries()
+	e.settingNotes()
 	e.finalWarnings()
 	return e.ex
+}
+
+// settingNotes says which fleet settings reach the listener: enableStrongCiphers, for one, does not
+// reach the Manager's ports, although its name suggests it does.
+func (e *explainer) settingNotes() {
+	minimum, name := e.settings.minimumFor(e.l.Role)
+	e.ex.SettingNotes = append(e.ex.SettingNotes, fmt.Sprintf("%s=%s applies here", name, minimum))
+	if e.l.Role.managerPort() {
+		e.ex.SettingNotes = append(e.ex.SettingNotes, fmt.Sprintf("%s=%t does not apply here: it reaches %s", SettingStrongCiphers, e.settings.StrongCiphers, SettingScope(SettingStrongCiphers)))
+		return
+	}
+	e.ex.SettingNotes = append(e.ex.SettingNotes, fmt.Sprintf("%s=%t applies here", SettingStrongCiphers, e.settings.StrongCiphers))
 }
 
 // explainer is the state of one Explain call, shared by its stages.
@@ -117,6 +132,9 @@ func (e *explainer) versions() {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%s: protocols= lists TLSv1.2 but not TLSv1.3, so port %d does not offer TLS 1.3; write protocols=TLSv1.2,TLSv1.3 to keep it", where(cp.ProtocolsEntry.File, cp.ProtocolsEntry.Line), e.l.Port))
 	}
 	e.earlyTLS = p.Allows(TLSv1) || p.Allows(TLSv1_1)
+	if e.l.Role.managerPort() && !slices.ContainsFunc(e.java, func(je DisabledEntry) bool { return je.matchesVersion(SSLv3) }) {
+		p.Warnings = append(p.Warnings, "java.security does not disable SSLv3: a JDK would negotiate SSL 3.0 with a client that offers nothing newer it accepts; tlsfleet never accepts SSL 3.0 (Go has none)")
+	}
 }
 
 // groups is stage 2: key-exchange groups. Without one, TLS 1.3 is removed.
@@ -147,12 +165,18 @@ func (e *explainer) groups() {
 	}
 	e.classicGroup = slices.ContainsFunc(p.Groups, func(id tls.CurveID) bool { g, _ := GroupByID(id); return !g.PostQuantum })
 	if len(p.Groups) == 0 && p.Allows(TLSv1_3) {
-		r := Removal{Item: TLSv1_3.String(), Kind: "version", Layer: LayerDerived, Reason: "no key-exchange group is left, and TLS 1.3 needs one"}
-		p.Removed = append(p.Removed, r)
-		p.Versions = slices.DeleteFunc(p.Versions, func(v Version) bool { return v == TLSv1_3 })
-		if v := findVerdict(e.ex.Versions, TLSv1_3.String()); v != nil {
-			v.Allowed, v.By = false, append(v.By, r)
-		}
+		e.dropVersion(TLSv1_3, "no key-exchange group is left, and TLS 1.3 needs one")
+	}
+}
+
+// dropVersion removes a version that the layers allow but the listener cannot negotiate.
+func (e *explainer) dropVersion(v Version, reason string) {
+	p := e.p
+	r := Removal{Item: v.String(), Kind: "version", Layer: LayerDerived, Reason: reason}
+	p.Removed = append(p.Removed, r)
+	p.Versions = slices.DeleteFunc(p.Versions, func(x Version) bool { return x == v })
+	if vd := findVerdict(e.ex.Versions, v.String()); vd != nil {
+		vd.Allowed, vd.By = false, append(vd.By, r)
 	}
 }
 
@@ -160,8 +184,15 @@ func (e *explainer) groups() {
 func (e *explainer) certificate() {
 	p := e.p
 	for i, je := range e.java {
-		if je.forbidsKey(certKeyFamily(p.Cert), p.Cert.KeyBits) {
-			p.CertError = fmt.Sprintf("the listener's certificate key (%s) is forbidden by java.security entry %q (%s): no handshake can complete; issue a certificate with a stronger key", p.Cert, je.Text, where(je.File, je.Line))
+		switch {
+		case !je.forbidsKey(certKeyFamily(p.Cert), p.Cert.KeyBits):
+		case len(je.KeySize) > 0:
+			// JDK 17's default key manager does not check the server's own certificate against
+			// jdk.tls.disabledAlgorithms: it serves it, and only peers that apply the rule refuse it.
+			p.Warnings = append(p.Warnings, fmt.Sprintf("the listener's own certificate key (%s) is below java.security entry %q (%s): the port still serves it, as the JDK does (it checks peers' keys, not its own), but clients applying the same rule will refuse it; issue a certificate with a stronger key", p.Cert, je.Text, where(je.File, je.Line)))
+			e.note(i, "the listener's own certificate key is below it (served anyway, as the JDK does)")
+		default:
+			p.CertError = fmt.Sprintf("the listener's certificate key (%s) is forbidden by java.security entry %q (%s): no handshake can complete; issue a certificate with another key", p.Cert, je.Text, where(je.File, je.Line))
 			e.note(i, "forbids this listener's certificate key")
 		}
 		if p.Cert.SignatureAlgorithm != "" && je.forbidsCertSignature(p.Cert.SignatureAlgorithm, "TLSServer") {
@@ -197,6 +228,46 @@ func (e *explainer) signatureSchemes() {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("no handshake signature scheme is left for the %s certificate: TLS 1.3 and TLS 1.2 ECDHE handshakes will fail", p.Cert))
 		}
 	}
+	e.curveBoundScheme(schemesLeft)
+}
+
+// curveBoundScheme applies JDK 17's binding of ECDSA signature schemes to the certificate's curve: in
+// TLS 1.3 an EC key signs only with the scheme of its curve (ecdsa_secp256r1_sha256 for P-256), and the
+// JDK refuses that scheme when java.security disables its group (secp256r1), so TLS 1.3 cannot
+// authenticate. In TLS 1.2 the JDK also signs with the curve's scheme only (or ecdsa_sha1, which Go does
+// not use); Go may use another ECDSA scheme there, which a note says.
+func (e *explainer) curveBoundScheme(left []tls.SignatureScheme) {
+	p := e.p
+	if certKeyFamily(p.Cert) != "EC" || len(e.java) == 0 {
+		return
+	}
+	i := slices.IndexFunc(sigSchemes, func(s sigScheme) bool { return s.key == "EC" && s.bits == p.Cert.KeyBits })
+	if i < 0 {
+		return
+	}
+	sc := sigSchemes[i]
+	group := map[int]string{256: "secp256r1", 384: "secp384r1", 521: "secp521r1"}[sc.bits]
+	if vd := findVerdict(e.ex.Groups, group); vd != nil && !vd.Allowed && p.Allows(TLSv1_3) {
+		for _, r := range vd.By {
+			if r.Layer == LayerJava {
+				e.dropVersion(TLSv1_3, fmt.Sprintf("the %s certificate signs TLS 1.3 handshakes only with %s, which the JDK refuses once java.security entry %q (%s) disables its group %s", p.Cert, sc.name, r.Entry, r.Where, group))
+				break
+			}
+		}
+	}
+	if !slices.Contains(left, sc.id) && len(left) > 0 && slices.Contains(p.Versions, TLSv1_2) {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("java.security disables %s: in TLS 1.2 the JDK would sign with this %s key only with ecdsa_sha1 (and refuse ECDHE_ECDSA suites when SHA1 is disabled too); tlsfleet signs with the ECDSA schemes left (%s), which TLS 1.2 allows for any curve", sc.name, p.Cert, schemeNames(left)))
+	}
+}
+
+func schemeNames(ids []tls.SignatureScheme) string {
+	var out []string
+	for _, id := range ids {
+		if i := slices.IndexFunc(sigSchemes, func(s sigScheme) bool { return s.id == id }); i >= 0 {
+			out = append(out, sigSchemes[i].name)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // suites is stage 4: cipher suites of TLS 1.0–1.2, in Go's server order.
@@ -204,6 +275,7 @@ func (e *explainer) suites() {
 	p, cp := e.p, e.cp
 	if cp != nil && cp.Ciphers != nil {
 		e.listed = map[uint16]bool{}
+		e.ex.ciphers = cp
 		for _, s := range cp.Ciphers {
 			e.listed[s.ID] = true
 		}
@@ -278,6 +350,26 @@ func (e *explainer) suiteRemovals(s Suite, auth string) []Removal {
 	return by
 }
 
+// tls13WithoutSuites drops TLS 1.3 when java.security forbids every TLS 1.3 suite Go has: a JDK would
+// have no TLS 1.3 suite left, and Go, which cannot take single TLS 1.3 suites away, can still take TLS 1.3.
+func (e *explainer) tls13WithoutSuites() {
+	if !e.p.Allows(TLSv1_3) || len(e.java) == 0 {
+		return
+	}
+	var by []string
+	for _, s := range Registry() {
+		if !s.TLS13 || !s.GoImplemented() {
+			continue
+		}
+		i := slices.IndexFunc(e.java, func(je DisabledEntry) bool { return je.matchesSuite(s) })
+		if i < 0 {
+			return
+		}
+		by = append(by, fmt.Sprintf("%s by %q", s.Name, e.java[i].Text))
+	}
+	e.dropVersion(TLSv1_3, "java.security forbids every TLS 1.3 suite ("+strings.Join(by, ", ")+"), as a JDK would")
+}
+
 // tls13Suites is stage 5: TLS 1.3 suites. Go always offers all three; a layer that forbids one is
 // reported, not obeyed.
 func (e *explainer) tls13Suites() {
@@ -305,7 +397,7 @@ func (e *explainer) tls13Suites() {
 		}
 		for i := range forbidden {
 			if tls13 {
-				forbidden[i].Reason = fmt.Sprintf("Go's crypto/tls cannot disable single TLS 1.3 suites: port %d still negotiates %s over TLS 1.3; to honour this, remove TLSv1.3 from the port", e.l.Port, s.Name)
+				forbidden[i].Reason = fmt.Sprintf("Go's crypto/tls cannot disable single TLS 1.3 suites: port %d still negotiates %s over TLS 1.3 (a JDK would refuse it); to honour this, remove TLSv1.3 from the port", e.l.Port, s.Name)
 			} else {
 				forbidden[i].Reason = "TLS 1.3 is off on this port, so the suite is not negotiated anyway"
 			}
@@ -340,22 +432,57 @@ func (e *explainer) entries() {
 		}
 		e.ex.Entries = append(e.ex.Entries, describeEntry(je, e.used[i].String()))
 	}
+	var defaults []string
 	for _, ee := range e.ex.Entries {
-		if ee.NoOp {
+		switch {
+		case !ee.NoOp:
+		case slices.Contains(jdkDefaultEntries(), ee.Entry):
+			defaults = append(defaults, ee.Entry)
+		default:
 			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: java.security entry %q has no effect here: %s", ee.Where, ee.Entry, ee.Effect))
 		}
 	}
+	if len(defaults) > 0 {
+		// The JDK's own default entries that find nothing to restrict in Go are not the operator's doing:
+		// one line, not one each (`tlsfleet policy` lists why under "java.security entries").
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d entries of the JDK's default list have no effect here, as Go's crypto/tls has nothing they restrict: %s", len(defaults), strings.Join(defaults, ", ")))
+	}
+}
+
+// noSuiteReason begins the reason of a version removed because no suite it can negotiate is left.
+const noSuiteReason = "no cipher suite it can negotiate is left"
+
+// versionsWithoutSuites is stage 5b: a TLS 1.0–1.2 version with no suite left cannot complete a
+// handshake, so it is not accepted (the JDK drops such a version from its active protocols too).
+func (e *explainer) versionsWithoutSuites() {
+	p := e.p
+	var dropped []string
+	for _, v := range slices.Clone(p.Versions) {
+		if v == TLSv1_3 || slices.ContainsFunc(p.Suites, func(id uint16) bool { s, _ := SuiteByID(id); return s.SupportsVersion(v) }) {
+			continue
+		}
+		e.dropVersion(v, noSuiteReason+" (see the suites removed below)")
+		dropped = append(dropped, v.String())
+	}
+	if len(dropped) > 0 && len(p.Versions) > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%s not accepted on port %d: no cipher suite %s can negotiate is left", strings.Join(dropped, " and "), e.l.Port, pronoun(len(dropped))))
+	}
+	e.earlyTLS = p.Allows(TLSv1) || p.Allows(TLSv1_1)
+}
+
+func pronoun(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "they"
 }
 
 // finalWarnings warns about a listener that no handshake, or only TLS 1.3, can reach.
 func (e *explainer) finalWarnings() {
 	p := e.p
-	if len(p.Versions) == 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("no protocol version is left on port %d: every handshake will fail", e.l.Port))
-	} else if p.MinVersion() <= TLSv1_2 && len(p.Suites) == 0 && !(len(p.Versions) == 1 && p.Versions[0] == TLSv1_3) {
+	if err := e.ex.LockOut(); err != nil {
+		p.Warnings = append(p.Warnings, err.Error())
+	} else if len(p.Versions) == 1 && p.Versions[0] == TLSv1_3 && len(p.Suites) == 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("no TLS 1.0–1.2 cipher suite is left on port %d: only TLS 1.3 clients can connect", e.l.Port))
-	}
-	if p.CertError != "" {
-		p.Warnings = append(p.Warnings, p.CertError)
 	}
 }

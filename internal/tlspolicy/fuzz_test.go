@@ -13,7 +13,7 @@ func FuzzParseJavaSecurity(f *testing.F) {
 	f.Add([]byte("a=include b\njdk.tls.disabledAlgorithms=include a, \\\n  x25519\n"))
 	f.Add([]byte("jdk.tls.disabledAlgorithms = SSLv3、RC4\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		js, err := ParseJavaSecurity("java.security", data, nil)
+		js, err := ParseJavaSecurity("java.security", data)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -97,103 +96,45 @@ func readConfigFile(path string) ([]byte, error) {
 
 var usageNames = []string{"TLSServer", "TLSClient", "SignedJAR", "HandshakeSignature", "CertificateSignature"}
 
-// LoadJavaSecurity reads a java.security file from disk, following "include" lines relative to the file
-// that contains them.
+// LoadJavaSecurity reads a java.security file from disk.
 func LoadJavaSecurity(path string) (*JavaSecurity, error) {
 	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseJavaSecurity(path, data, readConfigFile)
+	return ParseJavaSecurity(path, data)
 }
 
-// ParseJavaSecurity parses java.security content. open reads included files (nil forbids includes).
-func ParseJavaSecurity(file string, data []byte, open func(path string) ([]byte, error)) (*JavaSecurity, error) {
+// ParseJavaSecurity parses java.security content.
+//
+// A line "include FILE" is not followed: JDK 17, the reference, has no such directive (JDK 24 added it)
+// and reads the line as a property named "include" that nothing uses, so a JDK 17 Manager would never
+// see the included file's entries. tlsfleet does the same and warns, so that nobody counts on them.
+func ParseJavaSecurity(file string, data []byte) (*JavaSecurity, error) {
 	js := &JavaSecurity{Path: file}
-	merged := &Properties{}
-	if err := mergeIncludes(merged, file, data, open, map[string]bool{}, 0); err != nil {
+	props, err := ParseProperties(file, data)
+	if err != nil {
 		return nil, err
 	}
-	js.Props = merged
-	prop, ok := merged.Get(DisabledAlgorithmsKey)
+	js.Props = props
+	for _, pr := range props.All {
+		if pr.Key == "include" {
+			js.Warnings = append(js.Warnings, fmt.Sprintf("%s:%d: \"include %s\" is ignored: JDK 17 has no include lines (JDK 24 added them) and would never read that file, so tlsfleet does not either; copy the entries you need into %s", pr.File, pr.Line, pr.Value, file))
+		}
+	}
+	prop, ok := props.Get(DisabledAlgorithmsKey)
 	if !ok {
 		js.Warnings = append(js.Warnings, fmt.Sprintf("%s defines no %s: this layer disables nothing (the page's procedure adds the whole line)", file, DisabledAlgorithmsKey))
 		return js, nil
 	}
 	js.Defined = true
-	entries, warns, err := parseDisabled(prop, merged, map[string]bool{DisabledAlgorithmsKey: true})
+	entries, warns, err := parseDisabled(prop, props, map[string]bool{DisabledAlgorithmsKey: true})
 	if err != nil {
 		return nil, err
 	}
 	js.Disabled = entries
 	js.Warnings = append(js.Warnings, warns...)
 	return js, nil
-}
-
-func mergeIncludes(dst *Properties, file string, data []byte, open func(string) ([]byte, error), seen map[string]bool, depth int) error {
-	if depth > 16 {
-		return &ParseError{File: file, Msg: "includes nested more than 16 deep"}
-	}
-	p, err := ParseProperties(file, data)
-	if err != nil {
-		return err
-	}
-	seen[file] = true // the include stack: a file may be included twice, but not from inside itself
-	defer delete(seen, file)
-	for _, pr := range p.All {
-		if pr.Key != "include" {
-			dst.add(pr)
-			continue
-		}
-		target := expandSystemProps(pr.Value)
-		if target == "" {
-			return &ParseError{File: pr.File, Line: pr.Line, Msg: "include needs a file path, e.g. include extra.security"}
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(file), target)
-		}
-		if seen[target] {
-			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: the file includes itself (through %d level(s) of include)", pr.Value, depth+1)}
-		}
-		if open == nil {
-			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: includes are not allowed here", pr.Value)}
-		}
-		inc, err := open(target)
-		if err != nil {
-			return &ParseError{File: pr.File, Line: pr.Line, Msg: fmt.Sprintf("include %s: %v", pr.Value, err)}
-		}
-		if err := mergeIncludes(dst, target, inc, open, seen, depth+1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// expandSystemProps expands ${name} as the JDK does for includes: ${/} is the file separator, ${java.home}
-// the install folder ("."), and other names expand to nothing (tlsfleet has no Java system properties). A
-// lone $ or an unclosed ${ stays as written.
-func expandSystemProps(s string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		j := strings.IndexByte(s[i:], '}')
-		if j < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		switch name := s[i+2 : i+j]; name {
-		case "/":
-			b.WriteByte(filepath.Separator)
-		case "java.home":
-			b.WriteByte('.')
-		}
-		s = s[i+j+1:]
-	}
 }
 
 // parseDisabled splits a disabledAlgorithms value into entries, expanding "include <property>".
@@ -254,9 +195,6 @@ func parseDisabled(prop Property, all *Properties, expanding map[string]bool) ([
 		}
 		if !algNameRE.MatchString(name) {
 			return nil, nil, perr(text, fmt.Sprintf("%q is not an algorithm name: use ASCII letters, digits and _ . - / (e.g. RC4, DES40_CBC, TLSv1.1, EC keySize < 224)", name)+nonASCIIHint(name))
-		}
-		if strings.Contains(name, "*") && !strings.HasPrefix(strings.ToUpper(name), "TLS_") {
-			return nil, nil, perr(text, "a * wildcard is allowed only in cipher-suite names starting with TLS_, e.g. TLS_RSA_*")
 		}
 		e.Algorithm, e.upper = name, strings.ToUpper(name)
 		w, err := parseConstraints(prop, &e, rest)

@@ -1,7 +1,6 @@
 package tlspolicy
 
 import (
-	"path"
 	"strings"
 	"sync"
 )
@@ -65,7 +64,8 @@ func jdkComponents(s Suite) []string {
 	case "3DES":
 		c = append(c, "DESede", "CBC", "NoPadding", "3DES_EDE_CBC")
 	case "CHACHA20":
-		c = append(c, "ChaCha20-Poly1305", "CHACHA20_POLY1305")
+		// The JDK names it by its transformation only; "CHACHA20_POLY1305" matches nothing there.
+		c = append(c, "ChaCha20-Poly1305")
 	case "":
 	default:
 		c = append(c, s.CipherFamily, s.Cipher)
@@ -104,10 +104,8 @@ func (e DisabledEntry) matchesSuite(s Suite) bool {
 	if name == "" {
 		name = strings.ToUpper(e.Algorithm)
 	}
-	if strings.Contains(name, "*") {
-		ok, _ := path.Match(name, strings.ToUpper(s.Name))
-		return ok
-	}
+	// JDK 17 has no wildcards (JDK 24 added them): "TLS_RSA_*" is a name no suite has, and removes
+	// nothing. describeEntry says so.
 	return suiteComponents(s.ID)[name]
 }
 
@@ -140,8 +138,9 @@ func (e DisabledEntry) matchesVersion(v Version) bool {
 	if e.Constrained() {
 		return false
 	}
-	pv, err := ParseVersion(e.Algorithm)
-	return err == nil && pv == v
+	// The JDK compares protocol names as it spells them, ignoring case: "TLSv1.2" or "tlsv1.2", never
+	// "TLS1.2" (describeEntry warns about such a spelling).
+	return strings.EqualFold(e.Algorithm, v.String())
 }
 
 // keyAlgorithmAliases maps a java.security key-algorithm name to the key families it covers.
@@ -213,6 +212,9 @@ func (e DisabledEntry) forbidsGroup(g Group) bool {
 // scheme names (rsa_pkcs1_sha1, ecdsa_sha1) and bare hash names.
 func isSignatureName(name string) bool {
 	n := strings.ToUpper(name)
+	if strings.HasPrefix(n, "TLS_") || strings.HasPrefix(n, "SSL_") {
+		return false // a cipher-suite name ("…_WITH_…"), not a signature algorithm
+	}
 	if strings.Contains(n, "WITH") {
 		return true
 	}

@@ -1,6 +1,10 @@
 package tlspolicy
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Role says which part of the fleet a listener belongs to, and so which layers apply to it.
 type Role string
@@ -31,20 +35,21 @@ const (
 // ManagerListeners are the Manager's two ports with their default numbers.
 var ManagerListeners = []Listener{{PortConsole, RoleConsole}, {PortAgentChannel, RoleAgentChannel}}
 
-// ListenerForPort maps a default port number to its listener.
-func ListenerForPort(port int) (Listener, error) {
-	switch port {
-	case PortConsole:
-		return Listener{port, RoleConsole}, nil
-	case PortAgentChannel:
-		return Listener{port, RoleAgentChannel}, nil
-	case PortRelay:
-		return Listener{port, RoleRelay}, nil
-	case PortAgent:
-		return Listener{port, RoleAgent}, nil
+// ListenerForPort maps a port number to its listener: one of the Manager's listeners as its install
+// configures them (manager; ManagerListeners when nil), or a relay's or agent's default port.
+func ListenerForPort(port int, manager []Listener) (Listener, error) {
+	if manager == nil {
+		manager = ManagerListeners
 	}
-	return Listener{}, fmt.Errorf("port %d is not a tlsfleet port; use %d (console), %d (agent channel), %d (relay) or %d (agent)",
-		port, PortConsole, PortAgentChannel, PortRelay, PortAgent)
+	known := append(slices.Clone(manager), Listener{PortRelay, RoleRelay}, Listener{PortAgent, RoleAgent})
+	var names []string
+	for _, l := range known {
+		if l.Port == port {
+			return l, nil
+		}
+		names = append(names, fmt.Sprintf("%d (%s)", l.Port, l.Role))
+	}
+	return Listener{}, fmt.Errorf("port %d is not a port of this install; use %s", port, strings.Join(names, ", "))
 }
 
 // managerPort reports whether java.security applies (it governs every Manager port).

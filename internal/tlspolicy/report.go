@@ -1,7 +1,9 @@
 package tlspolicy
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +49,27 @@ func LoadDir(dir string) (Layers, error) {
 	return l, nil
 }
 
+// LoadCertFile describes the first certificate of a PEM file (the Manager's manager.pem).
+func LoadCertFile(path string) (CertInfo, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return CertInfo{}, err
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return CertInfo{}, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
+		}
+		if b.Type == "CERTIFICATE" {
+			ci, err := CertInfoOf(tls.Certificate{Certificate: [][]byte{b.Bytes}})
+			if err != nil {
+				return CertInfo{}, fmt.Errorf("%s: %w", path, err)
+			}
+			return ci, nil
+		}
+	}
+}
+
 // godebugKnobs are the GODEBUG settings that change what crypto/tls negotiates even with the explicit
 // versions, suites and groups the policy engine sets, and so make Evaluate's predictions (which assume
 // Go's defaults) wrong. Knobs that only change Go's defaults (tlsrsakex, tls3des, tlsmlkem, tls10server)
@@ -78,6 +101,7 @@ type PortReport struct {
 	Removed        []Removal     `json:"removed"`
 	NotEnforced    []Removal     `json:"not_enforced,omitempty"`
 	Entries        []EntryEffect `json:"java_security_entries,omitempty"`
+	Settings       []string      `json:"settings,omitempty"`
 	NotImplemented int           `json:"suites_not_implemented_by_go"`
 	Warnings       []string      `json:"warnings"`
 }
@@ -85,14 +109,19 @@ type PortReport struct {
 // Report is the JSON document `tlsfleet policy --json` prints.
 type Report struct {
 	// Warnings concern the whole process (its GODEBUG settings), not one port.
-	Warnings []string     `json:"warnings,omitempty"`
-	Ports    []PortReport `json:"ports"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Certificate says which certificate the ports were computed for: a file and its key, or what was
+	// assumed without one.
+	Certificate string `json:"certificate_used,omitempty"`
+	// SettingsSource says where the fleet settings came from (the install's database, or the defaults).
+	SettingsSource string       `json:"settings_from,omitempty"`
+	Ports          []PortReport `json:"ports"`
 }
 
 // NewPortReport turns an explanation into its report form.
 func NewPortReport(ex *Explanation) PortReport {
 	p := ex.Policy
-	r := PortReport{Port: p.Listener.Port, Role: p.Listener.Role, Certificate: p.Cert, Entries: ex.Entries,
+	r := PortReport{Port: p.Listener.Port, Role: p.Listener.Role, Certificate: p.Cert, Entries: ex.Entries, Settings: ex.SettingNotes,
 		Versions: []string{}, CipherSuites: []string{}, TLS13Suites: []string{}, Groups: []string{},
 		Removed: []Removal{}, NotEnforced: p.NotEnforced, Warnings: append([]string{}, p.Warnings...)}
 	for _, v := range p.Versions {
@@ -126,6 +155,15 @@ func (r Report) WriteJSON(w io.Writer) error {
 // WriteText writes the report for people.
 func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if r.Certificate != "" {
+		fmt.Fprintf(tw, "certificate: %s\n", r.Certificate)
+	}
+	if r.SettingsSource != "" {
+		fmt.Fprintf(tw, "settings: %s\n", r.SettingsSource)
+	}
+	if r.Certificate != "" || r.SettingsSource != "" {
+		fmt.Fprintln(tw)
+	}
 	for _, warning := range r.Warnings {
 		fmt.Fprintf(tw, "warning: %s\n", warning)
 	}
@@ -159,6 +197,12 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintln(tw, "  java.security entries:")
 			for _, e := range p.Entries {
 				fmt.Fprintf(tw, "    %s\t%s\n", e.Entry, e.Effect)
+			}
+		}
+		if len(p.Settings) > 0 {
+			fmt.Fprintln(tw, "  settings:")
+			for _, n := range p.Settings {
+				fmt.Fprintf(tw, "    %s\n", n)
 			}
 		}
 		if len(p.Warnings) > 0 {

@@ -13,6 +13,22 @@ const (
 	SettingStrongCiphers  = "settings.configuration.enableStrongCiphers"
 )
 
+// SettingScope says where a TLS setting takes effect, in the words `tlsfleet policy`, dsm_c changesetting
+// and the REST API use; "" for a setting that is not part of the TLS policy.
+func SettingScope(name string) string {
+	switch name {
+	case SettingStrongCiphers:
+		return "relays' port 4122 and agents' port 4118, through their policy; not the Manager's ports 4119 and 4120 (restrict those with java.security, or with ciphers= in configuration.properties for 4119)"
+	case SettingRelayMinimum:
+		return "relays' port 4122, through their policy"
+	case SettingAgentMinimum:
+		return "agents' port 4118, through their policy: the policy a newly activated agent or relay starts with, and the one agents already activated get with their next policy"
+	case SettingManagerMinimum:
+		return "the Manager's ports 4119 and 4120, at once (no policy is sent), on top of java.security"
+	}
+	return ""
+}
+
 // Settings is the database layer of the policy: fleet-wide values that dsm_c changesetting writes. A minimum
 // below TLSv1.2 is how an operator opts a role into early TLS; it also lets the legacy suites that early-TLS
 // clients need (RSA key exchange, 3DES) onto the role's ports.

@@ -97,19 +97,25 @@ func TestVersionSpellings(t *testing.T) {
 }
 
 func TestListenerForPort(t *testing.T) {
+	install := []Listener{{24119, RoleConsole}, {24120, RoleAgentChannel}}
 	tests := []struct {
 		port    int
+		manager []Listener
 		want    Role
 		wantErr string
 	}{
-		{PortConsole, RoleConsole, ""},
-		{PortAgentChannel, RoleAgentChannel, ""},
-		{PortRelay, RoleRelay, ""},
-		{PortAgent, RoleAgent, ""},
-		{443, "", "port 443 is not a tlsfleet port; use 4119 (console), 4120 (agent channel), 4122 (relay) or 4118 (agent)"},
+		{PortConsole, nil, RoleConsole, ""},
+		{PortAgentChannel, nil, RoleAgentChannel, ""},
+		{PortRelay, nil, RoleRelay, ""},
+		{PortAgent, nil, RoleAgent, ""},
+		{24119, install, RoleConsole, ""},
+		{24120, install, RoleAgentChannel, ""},
+		{PortRelay, install, RoleRelay, ""},
+		{443, nil, "", "port 443 is not a port of this install; use 4119 (console), 4120 (agent-channel), 4122 (relay), 4118 (agent)"},
+		{4119, install, "", "port 4119 is not a port of this install; use 24119 (console), 24120 (agent-channel), 4122 (relay), 4118 (agent)"},
 	}
 	for _, tt := range tests {
-		l, err := ListenerForPort(tt.port)
+		l, err := ListenerForPort(tt.port, tt.manager)
 		if tt.wantErr != "" {
 			if err == nil || err.Error() != tt.wantErr {
 				t.Errorf("ListenerForPort(%d) error = %v, want %q", tt.port, err, tt.wantErr)
