@@ -30,7 +30,8 @@ type conn struct {
 	counted bool
 	closed  bool
 	// Once the handshake finished (enforce.go): the TLS connection, what it negotiated, whether its
-	// HTTP server is serving a request on it, and whether Enforce asked it to close after that request.
+	// HTTP server is serving a request on it, and whether Enforce closed it or asked it to close after
+	// that request.
 	tc             *tls.Conn
 	version, suite uint16
 	active, doomed bool

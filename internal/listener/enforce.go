@@ -97,7 +97,7 @@ func (l *Listener) connOf(nc net.Conn) *conn {
 type enforceResult int
 
 const (
-	enforceSkipped       enforceResult = iota // still in its handshake (checked when it ends) or closed
+	enforceSkipped       enforceResult = iota // still in its handshake (checked when it ends), closed or closing
 	enforceKept                               // allowed
 	enforceClosed                             // closed now
 	enforceAfterResponse                      // closes when its response is written
@@ -114,7 +114,7 @@ func (c *conn) established(tc *tls.Conn) {
 // enforce applies p to an established connection.
 func (c *conn) enforce(p *tlspolicy.Policy) enforceResult {
 	c.mu.Lock()
-	if c.tc == nil || c.closed {
+	if c.tc == nil || c.closed || c.doomed {
 		c.mu.Unlock()
 		return enforceSkipped
 	}
@@ -122,8 +122,8 @@ func (c *conn) enforce(p *tlspolicy.Policy) enforceResult {
 		c.mu.Unlock()
 		return enforceKept
 	}
+	c.doomed = true
 	if c.active {
-		c.doomed = true
 		c.mu.Unlock()
 		return enforceAfterResponse
 	}

@@ -3,6 +3,7 @@ package listener
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -178,8 +179,11 @@ func TestEnforceClosesForbiddenConnections(t *testing.T) {
 	busy10.send(t, "/wait")
 	<-s.entered
 
-	if got, want := s.raise(t, tlspolicy.TLSv1_2), (Enforcement{Closed: 1, AfterResponse: 1, Kept: 1}); got != want {
-		t.Errorf("Enforce = %+v, want %+v", got, want)
+	// The idle connection may still count as serving: its server turns it idle just after the response
+	// the client already read. Either way it closes now or at once.
+	e := s.raise(t, tlspolicy.TLSv1_2)
+	if e.Closed+e.AfterResponse != 2 || e.AfterResponse < 1 || e.Kept != 1 {
+		t.Errorf("Enforce = %+v, want 2 forbidden (the busy one after its response) and 1 kept", e)
 	}
 	if !idle10.closed(t) {
 		t.Error("the idle TLS 1.0 connection is still open")
@@ -198,7 +202,7 @@ func TestEnforceClosesForbiddenConnections(t *testing.T) {
 	if _, err := dialVersion(t, s.addr, tls.VersionTLS10); err == nil {
 		t.Error("a new TLS 1.0 handshake succeeded under a TLSv1.2 minimum")
 	}
-	if log := s.log.String(); !strings.Contains(log, "port=4122 closed=1 closing_after_response=1 kept=1") {
+	if log := s.log.String(); !strings.Contains(log, fmt.Sprintf("port=4122 closed=%d closing_after_response=%d kept=1", e.Closed, e.AfterResponse)) {
 		t.Errorf("log does not count the closed connections:\n%s", log)
 	}
 	if got, want := s.l.Enforce(), (Enforcement{Kept: 1}); got != want {
