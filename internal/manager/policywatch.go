@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -117,7 +118,8 @@ func (m *Manager) Reload(ctx context.Context) {
 	for _, x := range []struct {
 		srv *tlspolicy.Server
 		l   tlspolicy.Listener
-	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
+		ln  *listener.Listener
+	}{{m.console, m.consoleListener(), m.consoleLn}, {m.agents, m.agentListener(), m.agentLn}} {
 		ex := tlspolicy.Explain(x.l, layers)
 		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() && len(ex.Policy.Versions) > 0 {
 			m.log.Warn("TLS policy weakened: the port now accepts an older TLS version", "port", x.l.Port, "was", old.MinVersion().String(), "now", ex.Policy.MinVersion().String())
@@ -131,5 +133,8 @@ func (m *Manager) Reload(ctx context.Context) {
 			vs += v.String() + " "
 		}
 		m.log.Info("TLS policy applied", "port", x.l.Port, "versions", vs, "suites", len(ex.Policy.Suites))
+		if x.ln != nil {
+			x.ln.Enforce() // connections negotiated under the old policy: it logs how many it closed
+		}
 	}
 }
