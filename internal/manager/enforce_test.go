@@ -30,8 +30,8 @@ type logEvents struct {
 }
 
 func (h *logEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logEvents) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *logEvents) WithGroup(string) slog.Handler             { return h }
+func (h *logEvents) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logEvents) WithGroup(string) slog.Handler            { return h }
 func (h *logEvents) Handle(_ context.Context, r slog.Record) error {
 	for _, p := range h.prefixes {
 		if strings.HasPrefix(r.Message, p) {
