@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	gocmp "github.com/google/go-cmp/cmp"
+
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/settings"
 )
 
@@ -144,9 +148,22 @@ func TestEnforcementClosesOpenConnections(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"restrictManagerMinimumTLSProtocol", func(t *testing.T, m *Manager, _ string, _ []byte) {
-			if _, err := m.Ops().ChangeSetting(t.Context(), "test", settings.ManagerMinimumTLS, "TLSv1.2"); err != nil {
-				t.Fatal(err)
+		{"restrictManagerMinimumTLSProtocol over REST", func(t *testing.T, m *Manager, _ string, _ []byte) {
+			// The answer says whom the change cuts off, from the handshakes the Manager recorded.
+			var res ops.SettingChange
+			if code := call(t, m, "PUT", "/api/settings/"+settings.ManagerMinimumTLS, apiKey(t, m), map[string]string{"value": "TLSv1.2"}, &res); code != http.StatusOK {
+				t.Fatalf("PUT setting: %d %+v", code, res)
+			}
+			cut := map[int][]string{}
+			for _, p := range res.ManagerPorts {
+				for _, c := range p.CutOff {
+					who := cmp.Or(c.Computer, c.UserAgent)
+					cut[p.Port] = append(cut[p.Port], c.Address+" "+who+" "+c.Version)
+				}
+			}
+			want := map[int][]string{m.folder.ConsolePort: {"127.0.0.1 Go-http-client/1.1 TLSv1"}, m.folder.HeartbeatPort: {"127.0.0.1 legacy1 (" + legacyGUID(t, m) + ") TLSv1"}}
+			if diff := gocmp.Diff(want, cut); diff != "" {
+				t.Errorf("cut off (-want +got):\n%s", diff)
 			}
 		}},
 	}
@@ -196,6 +213,9 @@ func TestEnforcementClosesOpenConnections(t *testing.T) {
 					t.Fatalf("the %s's TLS 1.0 connection is still open after the change", name)
 				}
 			}
+			// The transport may not have dropped the closed connection from its pool yet (its read loop
+			// saw the close a moment ago): the next attempt must be a new handshake.
+			legacy.http.CloseIdleConnections()
 			b := []byte(`{"seq":99}`)
 			_, err = legacy.http.Post("https://"+m.AgentAddr()+fleetapi.PathHeartbeat, "application/json", strings.NewReader(string(b)))
 			if err == nil || !isHandshakeRefusal(err) {
@@ -216,4 +236,14 @@ func isHandshakeRefusal(err error) bool {
 	}
 	s := err.Error()
 	return strings.Contains(s, "protocol version") || strings.Contains(s, "tls:") || strings.Contains(s, "remote error")
+}
+
+// legacyGUID is the GUID of the computer named legacy1.
+func legacyGUID(t *testing.T, m *Manager) string {
+	t.Helper()
+	c, err := m.Ops().FindComputer(t.Context(), "legacy1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.GUID
 }
