@@ -20,7 +20,7 @@ import (
 
 // Enforcement counts what Enforce did to a port's open connections.
 type Enforcement struct {
-	Closed        int // forbidden, closed at once (idle, or not serving HTTP)
+	Closed        int // forbidden, closed at once (idle, or not serving HTTP; the close runs in the background)
 	AfterResponse int // forbidden, serving a request: closed once its response is written
 	Kept          int // allowed by the policy
 }
@@ -129,7 +129,9 @@ func (c *conn) enforce(p *tlspolicy.Policy) enforceResult {
 	}
 	tc := c.tc
 	c.mu.Unlock()
-	tc.Close()
+	// Close sends close_notify under a write deadline of its own (5 s): a client that does not read
+	// must not hold up the policy change, nor the other connections' closes.
+	go tc.Close()
 	return enforceClosed
 }
 
