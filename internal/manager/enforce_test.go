@@ -202,6 +202,7 @@ func TestEnforcementClosesOpenConnections(t *testing.T) {
 				t.Fatalf("connections were not kept alive: %d agent, %d console dials", legacy.dialed(), browser.dialed())
 			}
 
+			start := time.Now()
 			tt.enforce(t, m, js, enforced)
 			for _, port := range []string{agentPort, consolePort} {
 				events.await(t, "open connections closed", map[string]string{"port": port, "closed": "1"})
@@ -213,6 +214,7 @@ func TestEnforcementClosesOpenConnections(t *testing.T) {
 					t.Fatalf("the %s's TLS 1.0 connection is still open after the change", name)
 				}
 			}
+			t.Logf("both TLS 1.0 connections closed %s after the change (poll interval %s)", time.Since(start).Round(time.Millisecond), m.opts.PollInterval)
 			// The transport may not have dropped the closed connection from its pool yet (its read loop
 			// saw the close a moment ago): the next attempt must be a new handshake.
 			legacy.http.CloseIdleConnections()
