@@ -22,20 +22,33 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	code, msg := exitStatus(err)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
+	}
+	os.Exit(code)
+}
+
+// exitStatus maps run's error to the exit status and the line for stderr ("" for none): 2 for usage
+// errors, tlsfleet scan's own statuses (scanExitCodes), 1 for any other error.
+func exitStatus(err error) (int, string) {
 	switch {
 	case err == nil:
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "tlsfleet:", err)
-		}
-		os.Exit(2)
-	case errors.Is(err, errFindings):
-		fmt.Fprintln(os.Stderr, "tlsfleet scan:", strings.TrimPrefix(err.Error(), errFindings.Error()+":\n  "))
-		os.Exit(1)
-	default:
-		fmt.Fprintln(os.Stderr, "tlsfleet:", err)
-		os.Exit(1)
+		return 0, ""
+	case errors.Is(err, flag.ErrHelp):
+		return 2, ""
+	case errors.Is(err, errUsage):
+		return 2, "tlsfleet: " + err.Error()
 	}
+	for _, s := range []struct {
+		err  error
+		code int
+	}{{errNoTLS, 3}, {errFindings, 1}} {
+		if errors.Is(err, s.err) {
+			return s.code, "tlsfleet scan: " + strings.TrimPrefix(err.Error(), s.err.Error()+":\n  ")
+		}
+	}
+	return 1, "tlsfleet: " + err.Error()
 }
 
 const usage = `tlsfleet — a TLS-enforcing security-fleet control plane

@@ -16,9 +16,22 @@ import (
 	"tlsfleet/internal/scan"
 )
 
-// errFindings marks a scan that ran but found what the caller asked to fail on (or could not scan a
-// target): exit status 1 with the report printed.
+// errFindings marks a scan that ran but found what the caller asked to fail on (--require-min): exit
+// status 1 with the report printed.
 var errFindings = errors.New("scan findings")
+
+// errNoTLS marks a scan in which a target accepted no TLS at all — closed, refused, silent, not TLS, or
+// refusing every version: exit status 3, so that a script checking enforcement never takes a port that
+// accepts nothing for a port that passed.
+var errNoTLS = errors.New("no TLS")
+
+// The exit statuses of tlsfleet scan, in its usage text and the README.
+const scanExitCodes = `Exit status:
+  0  every target accepts TLS, and no version older than --require-min
+  1  a target accepts a version older than --require-min
+  2  usage error (bad flag or target list)
+  3  a target accepts no TLS at all: connection refused or closed, no answer, not a TLS server, or
+     every version refused (3 wins over 1 when both apply)`
 
 func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tlsfleet scan", flag.ContinueOnError)
@@ -34,8 +47,12 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tlsfleet scan [--json] [--sni NAME] [--timeout D] [--max-time D] [--concurrency N] [--require-min TLSv1.2] [--starttls PROTO] HOST:PORT...")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, scanExitCodes)
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // the usage is printed: no error line under it
+		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	targets := fs.Args()
@@ -86,10 +103,20 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var problems []string
+	return scanVerdict(*res, minVersion)
+}
+
+// scanVerdict fails a scan whose targets accept no TLS (errNoTLS) or a version older than minVersion
+// (errFindings), naming each.
+func scanVerdict(res scan.Result, minVersion uint16) error {
+	var noTLS, findings []string
 	for _, t := range res.Targets {
-		if t.Error != "" {
-			problems = append(problems, t.Error)
+		switch {
+		case t.Error != "":
+			noTLS = append(noTLS, t.Error)
+			continue
+		case len(t.Protocols) == 0:
+			noTLS = append(noTLS, fmt.Sprintf("%s accepts no TLS version: every ClientHello was refused", t.Target))
 			continue
 		}
 		if minVersion == 0 {
@@ -97,12 +124,15 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		for _, p := range t.Protocols {
 			if v, _ := scan.ParseVersion(p.Version); v < minVersion {
-				problems = append(problems, fmt.Sprintf("%s accepts %s, older than --require-min %s", t.Target, p.Version, scan.VersionName(minVersion)))
+				findings = append(findings, fmt.Sprintf("%s accepts %s, older than --require-min %s", t.Target, p.Version, scan.VersionName(minVersion)))
 			}
 		}
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w:\n  %s", errFindings, strings.Join(problems, "\n  "))
+	if len(noTLS) > 0 {
+		return fmt.Errorf("%w:\n  %s", errNoTLS, strings.Join(append(noTLS, findings...), "\n  "))
+	}
+	if len(findings) > 0 {
+		return fmt.Errorf("%w:\n  %s", errFindings, strings.Join(findings, "\n  "))
 	}
 	return nil
 }

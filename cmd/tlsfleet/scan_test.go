@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,9 +17,36 @@ import (
 	"tlsfleet/internal/testtarget"
 )
 
+// plainServer is a TCP server on a free loopback port that is not TLS: answer is written to each
+// connection after its first read ("" closes at once, without reading).
+func plainServer(t *testing.T, answer string) string {
+	t.Helper()
+	ln := testtarget.Listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if answer != "" {
+					c.Read(make([]byte, 4096))
+					io.WriteString(c, answer)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 func TestScanCommand(t *testing.T) {
 	legacy := testtarget.GoLegacy(t)
 	sslv3 := testtarget.FakeSSLv3(t)
+	closes := plainServer(t, "")
+	httpOnly := plainServer(t, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	refusesAll := testtarget.GoServer(t, "refuses every ClientHello", &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return nil, errors.New("no policy") }})
 	tests := []struct {
 		name     string
 		args     []string
@@ -31,7 +61,15 @@ func TestScanCommand(t *testing.T) {
 		{name: "require-min violated", args: []string{"scan", "--require-min", "TLSv1.2", legacy.Addr}, wantErr: errFindings,
 			wantText: legacy.Addr + " accepts TLSv1.0, older than --require-min TLSv1.2"},
 		{name: "require-min met", args: []string{"scan", "--require-min", "TLSv1", legacy.Addr}, wantText: "TLSv1.0:"},
-		{name: "unreachable target", args: []string{"scan", "--timeout", "1s", "127.0.0.1:1"}, wantErr: errFindings, wantText: "connection refused"},
+		{name: "unreachable target", args: []string{"scan", "--timeout", "1s", "--require-min", "TLSv1.2", "127.0.0.1:1"}, wantErr: errNoTLS, wantText: "connection refused"},
+		{name: "plain TCP that closes", args: []string{"scan", "--timeout", "1s", "--require-min", "TLSv1.2", closes}, wantErr: errNoTLS,
+			wantText: "closed every connection without a TLS answer"},
+		{name: "plain HTTP", args: []string{"scan", "--timeout", "1s", "--require-min", "TLSv1.2", httpOnly}, wantErr: errNoTLS, wantText: "not TLS"},
+		{name: "TLS refusing every version", args: []string{"scan", "--timeout", "1s", "--require-min", "TLSv1.2", refusesAll.Addr}, wantErr: errNoTLS,
+			wantText: refusesAll.Addr + " accepts no TLS version"},
+		{name: "no TLS wins over an old version", args: []string{"scan", "--timeout", "1s", "--require-min", "TLSv1.2", legacy.Addr, closes}, wantErr: errNoTLS,
+			wantText: legacy.Addr + " accepts TLSv1.0, older than --require-min TLSv1.2"},
+		{name: "help lists the exit statuses", args: []string{"scan", "--help"}, wantErr: flag.ErrHelp},
 		{name: "sslv3 text", args: []string{"scan", sslv3.Addr}, golden: "scan-sslv3"},
 		{name: "bad max-time", args: []string{"scan", "--max-time", "-1s", sslv3.Addr}, wantErr: errUsage, wantText: "--max-time must not be negative"},
 	}
@@ -63,7 +101,7 @@ func TestScanCommand(t *testing.T) {
 func TestScanJSON(t *testing.T) {
 	tg := testtarget.Modern(t)
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"scan", "--json", tg.Addr, "127.0.0.1:1"}, &stdout, &stderr); !errors.Is(err, errFindings) {
+	if err := run(t.Context(), []string{"scan", "--json", tg.Addr, "127.0.0.1:1"}, &stdout, &stderr); !errors.Is(err, errNoTLS) {
 		t.Fatalf("error = %v, want the unreachable target reported", err)
 	}
 	var res struct {
@@ -141,5 +179,36 @@ func TestScanMaxTime(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "--max-time 500ms reached") {
 		t.Errorf("stderr: %q", stderr.String())
+	}
+}
+
+// Each outcome of a scan has its exit status, and --help documents them.
+func TestScanExitStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		code int
+		msg  string
+	}{
+		{"passed", nil, 0, ""},
+		{"old version", fmt.Errorf("%w:\n  a:1 accepts TLSv1.0", errFindings), 1, "tlsfleet scan: a:1 accepts TLSv1.0"},
+		{"usage", fmt.Errorf("%w: --timeout must be positive", errUsage), 2, "tlsfleet: usage: --timeout must be positive"},
+		{"help", flag.ErrHelp, 2, ""},
+		{"no TLS", fmt.Errorf("%w:\n  a:1 accepts no TLS version", errNoTLS), 3, "tlsfleet scan: a:1 accepts no TLS version"},
+		{"other", errors.New("boom"), 1, "tlsfleet: boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, msg := exitStatus(tt.err); code != tt.code || msg != tt.msg {
+				t.Errorf("exitStatus = %d %q, want %d %q", code, msg, tt.code, tt.msg)
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	run(t.Context(), []string{"scan", "--help"}, &stdout, &stderr)
+	for _, want := range []string{"Exit status:", "  0  every target", "  1  a target accepts a version older", "  3  a target accepts no TLS at all"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("scan --help lacks %q:\n%s", want, stderr.String())
+		}
 	}
 }

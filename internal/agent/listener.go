@@ -27,7 +27,7 @@ type tlsServer struct {
 	port int
 	tls  fleetapi.TLSSettings
 	pol  *tlspolicy.Server
-	ln   net.Listener
+	ln   *listener.Listener
 	http *http.Server
 }
 
@@ -104,12 +104,13 @@ func (s *session) startServer(role tlspolicy.Role, addr string, ts fleetapi.TLSS
 		hs.WriteTimeout = 30 * time.Second // bundles on the relay port may take longer
 	}
 	hs.ErrorLog.SetPrefix(s.a.prefix + name + ": ")
-	l, err := listener.New(ln, listener.Config{TLS: cfg, Port: port, Role: role, Limits: s.a.limits[role], Recorder: s.hs,
+	l, err := listener.New(ln, listener.Config{TLS: cfg, Policy: pol, Port: port, Role: role, Limits: s.a.limits[role], Recorder: s.hs,
 		Log: s.a.log, ServerNames: listener.CertNames(s.id.server)})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	l.TrackHTTP(hs)
 	srv := &tlsServer{role: role, want: addr, addr: ln.Addr().String(), port: port, tls: ts, pol: pol, ln: l, http: hs}
 	go hs.Serve(l)
 	return srv, nil
@@ -124,7 +125,8 @@ func (t *tlsServer) describe() string {
 	return fmt.Sprintf("%s..%s, %d suites", p.MinVersion(), p.MaxVersion(), len(p.Suites))
 }
 
-// update swaps the listener's TLS policy live when its settings changed.
+// update swaps the listener's TLS policy live when its settings changed, and closes the open
+// connections the new policy forbids (the listener logs how many).
 func (t *tlsServer) update(ts fleetapi.TLSSettings, cert tlspolicy.CertInfo) error {
 	if ts == t.tls {
 		return nil
@@ -137,6 +139,7 @@ func (t *tlsServer) update(ts fleetapi.TLSSettings, cert tlspolicy.CertInfo) err
 		return err
 	}
 	t.tls = ts
+	t.ln.Enforce()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,8 +66,61 @@ func prepareChangeSetting(o *options) (work, error) {
 				return err
 			}
 		}
+		if err := printPortImpact(s.stdout, res.ManagerPorts); err != nil {
+			return err
+		}
 		return printReport(s, res.ReleaseReport)
 	}, nil
+}
+
+// printPortImpact tells what a settings change does to the Manager's own ports, and whom it cuts off.
+func printPortImpact(w io.Writer, ports []ops.PortImpact) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	changed := 0
+	for _, p := range ports {
+		if !p.Changed {
+			continue
+		}
+		if changed == 0 {
+			fmt.Fprintln(w, "The Manager's ports (a running Manager applies this at once and closes the connections it no longer accepts):")
+		}
+		changed++
+		fmt.Fprintf(w, "  %d (%s): %s (%d suites) -> %s (%d suites)\n", p.Port, p.Role, strings.Join(p.VersionsBefore, ", "), p.SuitesBefore,
+			strings.Join(p.Versions, ", "), p.Suites)
+		if len(p.CutOff) == 0 {
+			fmt.Fprintf(w, "    no client seen on %d in the last %d days is cut off\n", p.Port, ops.CutOffDays)
+			continue
+		}
+		fmt.Fprintf(w, "    cuts off %s seen on %d in the last %d days:\n", ops.Plural(len(p.CutOff), "client", "clients"), p.Port, ops.CutOffDays)
+		if err := printCutOff(w, p.CutOff); err != nil {
+			return err
+		}
+	}
+	for _, p := range ports {
+		if !p.Changed {
+			fmt.Fprintf(w, "The Manager's port %d (%s) is unchanged: it accepts %s.\n", p.Port, p.Role, strings.Join(p.Versions, ", "))
+		}
+	}
+	return nil
+}
+
+// printCutOff lists the clients a change cuts off, at most ops.MaxListed.
+func printCutOff(w io.Writer, list []ops.CutOffClient) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, c := range list {
+		if i == ops.MaxListed {
+			fmt.Fprintf(tw, "      … and %d more (dsm_c -action tlsclients lists them)\n", len(list)-ops.MaxListed)
+			break
+		}
+		who := c.Computer
+		if who == "" {
+			who = cell(c.UserAgent)
+		}
+		fmt.Fprintf(tw, "      %s\t%s\t%s\t%s\tlast seen %s\n", cell(c.Address), who, cell(c.Version), cell(c.Suite), cell(shortTime(c.LastSeen)))
+	}
+	return tw.Flush()
 }
 
 // --- viewsetting ---

@@ -461,6 +461,10 @@ func TestListComputers(t *testing.T) {
 	if err := db.SetDeactivated(t.Context(), "g-d", true); err != nil {
 		t.Fatal(err)
 	}
+	// The deactivation changed the relay's policy (its denied list): release it, and the relay acks it.
+	releaseAll(t, db)
+	a, _ = computer(t, db, "g-a")
+	checkIn(t, db, "g-a", now.Add(-5*time.Minute), "10.0.0.1:4122", a.PolicySent)
 
 	out := ok(t, dir, "-action", "listcomputers")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -686,6 +690,18 @@ func TestSendPolicyAndAutoSendOff(t *testing.T) {
 	if c, p := computer(t, db, "relay-1"); c.PolicySent != relay0.PolicySent || p.Relay.TLS.MinVersion != "TLSv1.2" {
 		t.Fatalf("released although automaticallySendPolicy is false: %+v", p.Relay)
 	}
+	// The relay acknowledged the policy it was sent, but its policy changed since: it is pending.
+	checkIn(t, db, "g-relay-1", time.Now(), "10.0.0.1:4122", relay0.PolicySent)
+	var views []ops.ComputerView
+	okJSON(t, dir, &views, "-action", "listcomputers")
+	for _, v := range views {
+		if v.Hostname == "relay-1" && (!v.Pending || !v.Unsent || v.PolicyAcked != v.PolicySent) {
+			t.Errorf("relay-1 with an unsent change: pending %v unsent %v, sent %s acked %s; want pending", v.Pending, v.Unsent, v.PolicySent, v.PolicyAcked)
+		}
+	}
+	if row := lineWith(ok(t, dir, "-action", "listcomputers"), "relay-1"); !strings.HasSuffix(strings.TrimSpace(row), "yes") {
+		t.Errorf("listcomputers row of relay-1 with an unsent change, PENDING not yes: %q", row)
+	}
 
 	// A relay role change stays unsent too; the hint names every relay.
 	res := ops.ComputerChange{}
@@ -836,4 +852,14 @@ func TestFleetHelp(t *testing.T) {
 			t.Errorf("usage line of %d characters: %q", len([]rune(l)), l)
 		}
 	}
+}
+
+// lineWith is the first line of out that contains substr.
+func lineWith(out, substr string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, substr) {
+			return l
+		}
+	}
+	return ""
 }

@@ -26,6 +26,7 @@ import (
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
 	"tlsfleet/internal/store/storetest"
+	"tlsfleet/internal/tlspolicy"
 )
 
 const (
@@ -112,6 +113,15 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if err := db.InsertAPIKey(ctx, "taken", "aaaaaaaaaaaa", "hash"); err != nil {
 		t.Fatal(err)
 	}
+	// java.security without TLS 1.3: a Manager minimum of TLSv1.3 would leave the Manager's ports nothing.
+	js := filepath.Join(dir, tlspolicy.JavaSecurityFile)
+	data, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(js, []byte(strings.Replace(string(data), "TLSv1, TLSv1.1, ", "TLSv1, TLSv1.1, TLSv1.3, ", 1)), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	allNames := strings.Join(settings.Names(), ", ")
 	allActions := "changesetting, viewsetting, createapikey, listapikeys, revokeapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
 		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, help"
@@ -175,6 +185,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "empty export path", args: []string{"-action", "exportdsmcert", "-value", ""}, want: []string{"needs a file path"}},
 		{name: "no action", args: []string{"-name", relay}, want: []string{"no -action given", allActions, "Usage:"}},
 		{name: "no arguments", args: nil, noDir: true, want: []string{"no -action given", "Usage:"}},
+		{name: "manager minimum that leaves no version", args: []string{"-action", "changesetting", "-name", settings.ManagerMinimumTLS, "-value", "TLSv1.3"},
+			want: []string{settings.ManagerMinimumTLS + "=TLSv1.3 would leave port 4119 (console) accepting no TLS version", "allow TLSv1.2", "choose a lower minimum or change java.security"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

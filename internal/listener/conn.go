@@ -29,6 +29,12 @@ type conn struct {
 	obs     *Observation // a finished handshake not yet recorded
 	counted bool
 	closed  bool
+	// Once the handshake finished (enforce.go): the TLS connection, what it negotiated, whether its
+	// HTTP server is serving a request on it, and whether Enforce closed it or asked it to close after
+	// that request.
+	tc             *tls.Conn
+	version, suite uint16
+	active, doomed bool
 }
 
 // helloSeen is what the policy observer learned from a connection's ClientHello.
@@ -160,9 +166,10 @@ type ctxKey struct{}
 
 // Instrument makes hs record each accepted handshake with its first request's User-Agent (or, for a
 // connection that closes without a request, with none) instead of at the end of the handshake. Call it
-// before hs serves this listener. It wraps hs.Handler and hs.ConnContext.
+// before hs serves this listener. It wraps hs.Handler and hs.ConnContext, and calls TrackHTTP.
 func (l *Listener) Instrument(hs *http.Server) {
 	l.deferCount.Store(true)
+	l.TrackHTTP(hs)
 	inner, base := hs.Handler, hs.ConnContext
 	if inner == nil {
 		inner = http.DefaultServeMux
@@ -181,10 +188,8 @@ func (l *Listener) Instrument(hs *http.Server) {
 		if base != nil {
 			ctx = base(ctx, nc)
 		}
-		if tc, ok := nc.(*tls.Conn); ok {
-			if c, ok := tc.NetConn().(*conn); ok && c.l == l {
-				return context.WithValue(ctx, ctxKey{}, c)
-			}
+		if c := l.connOf(nc); c != nil {
+			return context.WithValue(ctx, ctxKey{}, c)
 		}
 		return ctx
 	}

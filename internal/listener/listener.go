@@ -60,6 +60,9 @@ type Config struct {
 	// TLS is the server configuration (required). Set its policy server's Observer to Observe, or
 	// handshakes are recorded without their ClientHello (SNI, offered version) and refusals as failures.
 	TLS *tls.Config
+	// Policy is the live policy behind TLS. When set, Enforce closes the open connections it forbids,
+	// and a handshake that finishes after a policy change is checked against the new policy.
+	Policy *tlspolicy.Server
 	// Port is the port named in observations and logs (default: the bound port).
 	Port int
 	// Role picks the default Limits.
@@ -278,7 +281,12 @@ func (l *Listener) handshake(c *conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
+	c.established(tc)
 	c.finished(obs, !l.deferCount.Load())
+	if !l.stillAllowed(c) {
+		tc.Close() // negotiated under a policy replaced during the handshake
+		return
+	}
 	c.served.Store(true) // from here on Close leaves it to this goroutine or to the server
 	select {
 	case l.ready <- tc:

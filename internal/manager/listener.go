@@ -60,7 +60,7 @@ func (m *Manager) newListener(port int, srv *tlspolicy.Server) (*listener.Listen
 	if err != nil {
 		return nil, fmt.Errorf("listen on port %d: %w (change %s in %s or pass a port flag)", port, err, install.KeyConsolePort, install.ConfigFile)
 	}
-	cfg := listener.Config{TLS: srv.TLSConfig(), Port: port, Role: role, Limits: limits, HandshakeTimeout: m.opts.HandshakeTimeout,
+	cfg := listener.Config{TLS: srv.TLSConfig(), Policy: srv, Port: port, Role: role, Limits: limits, HandshakeTimeout: m.opts.HandshakeTimeout,
 		Log: m.log, ServerNames: listener.CertNames(m.cert)}
 	if !m.opts.NoTelemetry {
 		cfg.Recorder = telemetryRecorder{m.tel}

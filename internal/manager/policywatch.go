@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/listener"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -119,14 +120,15 @@ func (m *Manager) Reload(ctx context.Context) {
 	for _, x := range []struct {
 		srv *tlspolicy.Server
 		l   tlspolicy.Listener
-	}{{m.console, m.consoleListener()}, {m.agents, m.agentListener()}} {
+		ln  *listener.Listener
+	}{{m.console, m.consoleListener(), m.consoleLn}, {m.agents, m.agentListener(), m.agentLn}} {
 		ex, err := m.explain(x.l, layers)
 		if err != nil {
 			m.policyErr = strings.TrimPrefix(m.policyErr+"\n"+err.Error(), "\n")
 			m.log.Error("TLS policy not applied: the port keeps its last good policy", "port", x.l.Port, "files", m.policyFiles(), "err", err)
 			continue
 		}
-		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() {
+		if old := x.srv.Policy(); ex.Policy.MinVersion() < old.MinVersion() && len(ex.Policy.Versions) > 0 {
 			m.log.Warn("TLS policy weakened: the port now accepts an older TLS version", "port", x.l.Port, "was", old.MinVersion().String(), "now", ex.Policy.MinVersion().String())
 		}
 		if err := x.srv.Update(ex.Policy); err != nil {
@@ -138,6 +140,9 @@ func (m *Manager) Reload(ctx context.Context) {
 			vs += v.String() + " "
 		}
 		m.log.Info("TLS policy applied", "port", x.l.Port, "versions", vs, "suites", len(ex.Policy.Suites))
+		if x.ln != nil {
+			x.ln.Enforce() // connections negotiated under the old policy: it logs how many it closed
+		}
 	}
 }
 

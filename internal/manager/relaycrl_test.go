@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -16,48 +15,15 @@ import (
 	"tlsfleet/internal/settings"
 )
 
-// logEvents is a slog handler that passes the messages a test waits for to a channel, so that the test
-// waits for the event itself instead of polling; other records are dropped.
-type logEvents struct {
-	want map[string]bool
-	ch   chan string
+// newLogEvents is a logEvents handler (enforce_test.go) for the messages a test waits for.
+func newLogEvents(msgs ...string) *logEvents {
+	return &logEvents{prefixes: msgs, ch: make(chan map[string]string, 256)}
 }
-
-func newLogEvents(msgs ...string) logEvents {
-	ev := logEvents{want: map[string]bool{}, ch: make(chan string, 64)}
-	for _, m := range msgs {
-		ev.want[m] = true
-	}
-	return ev
-}
-
-func (l logEvents) Enabled(context.Context, slog.Level) bool { return true }
-func (l logEvents) Handle(_ context.Context, r slog.Record) error {
-	if l.want[r.Message] {
-		select {
-		case l.ch <- r.Message:
-		default:
-		}
-	}
-	return nil
-}
-func (l logEvents) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l logEvents) WithGroup(string) slog.Handler      { return l }
 
 // waitLog waits for a log message.
-func waitLog(t *testing.T, ev logEvents, msg string) {
+func waitLog(t *testing.T, ev *logEvents, msg string) {
 	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case got := <-ev.ch:
-			if got == msg {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no log line %q within 30 s", msg)
-		}
-	}
+	ev.await(t, msg, nil)
 }
 
 // relayBundleGet asks the relay for a bundle with an agent's certificate; err is a refused handshake.

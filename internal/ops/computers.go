@@ -42,8 +42,10 @@ type ComputerView struct {
 	store.Computer
 	Status string `json:"status"` // online, offline, never seen, deactivated
 	// HeartbeatSeconds is the interval the computer runs (its released policy's, else the settings').
-	HeartbeatSeconds int  `json:"heartbeat_seconds"`
-	Pending          bool `json:"policy_pending"` // the released policy is not acknowledged yet
+	HeartbeatSeconds int `json:"heartbeat_seconds"`
+	// Pending: the computer does not run its policy yet — the released policy is not acknowledged, or
+	// its policy changed and was not released (Unsent).
+	Pending bool `json:"policy_pending"`
 	// Unsent: the policy the computer would get now differs from the one released (automaticallySendPolicy
 	// is false and nobody sent it).
 	Unsent bool `json:"policy_unsent"`
@@ -66,6 +68,7 @@ func (o *Ops) ListComputers(ctx context.Context) ([]ComputerView, error) {
 		if !c.Deactivated && c.PolicySent != "" {
 			p := snap.PolicyFor(c)
 			v.Unsent = p.Fingerprint() != c.PolicySent
+			v.Pending = v.Pending || v.Unsent // acknowledged what was sent, but that is not its policy any more
 		}
 		views = append(views, v)
 	}

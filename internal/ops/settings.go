@@ -50,6 +50,9 @@ type SettingChange struct {
 	Changed bool   `json:"changed"`
 	// Applies says where the setting takes effect (settings.Setting.Applies).
 	Applies string `json:"applies,omitempty"`
+	// ManagerPorts says what the change does to the Manager's own ports (nil when it is not part of
+	// their TLS policy).
+	ManagerPorts []PortImpact `json:"manager_ports,omitempty"`
 	*ReleaseReport
 }
 
@@ -69,6 +72,9 @@ func (o *Ops) ChangeSetting(ctx context.Context, actor, name, value string) (Set
 	if _, stored := current[st.Name]; !stored && v == st.Default {
 		res.Old = st.Default
 		return res, nil
+	}
+	if res.ManagerPorts, err = o.portImpact(ctx, st.Name, v, current); err != nil {
+		return SettingChange{}, err
 	}
 	before, err := o.sentPolicies(ctx)
 	if err != nil {

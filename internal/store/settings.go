@@ -34,6 +34,12 @@ func (s *DB) SetSetting(ctx context.Context, name, value, actor string) (old str
 		return "", false, err
 	}
 	defer tx.Rollback()
+	// Write first: a transaction that starts with a write waits for another writer (busy_timeout); one
+	// that reads first cannot be upgraded while another writes and fails at once with SQLITE_BUSY. An
+	// unchanged value rolls the bump back.
+	if _, err := tx.ExecContext(ctx, `UPDATE change_counter SET settings = settings + 1 WHERE id = 1`); err != nil {
+		return "", false, err
+	}
 	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&old)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", false, err
@@ -49,9 +55,6 @@ func (s *DB) SetSetting(ctx context.Context, name, value, actor string) (old str
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO setting_events (name, old_value, new_value, actor, at) VALUES ($1, $2, $3, $4, $5)`,
 		name, old, value, actor, t); err != nil {
-		return "", false, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE change_counter SET settings = settings + 1 WHERE id = 1`); err != nil {
 		return "", false, err
 	}
 	return old, true, tx.Commit()

@@ -41,6 +41,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
+	// Transactions take the write lock when they begin: a transaction that reads and then writes
+	// would otherwise fail at once with SQLITE_BUSY when another writer went first (busy_timeout
+	// cannot help a read lock that must be upgraded), e.g. a renewal confirmed beside a telemetry flush.
+	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, err
