@@ -186,7 +186,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "no action", args: []string{"-name", relay}, want: []string{"no -action given", allActions, "Usage:"}},
 		{name: "no arguments", args: nil, noDir: true, want: []string{"no -action given", "Usage:"}},
 		{name: "manager minimum that leaves no version", args: []string{"-action", "changesetting", "-name", settings.ManagerMinimumTLS, "-value", "TLSv1.3"},
-			want: []string{settings.ManagerMinimumTLS + "=TLSv1.3 would leave port 4119 (console) accepting no TLS version", "allow TLSv1.2", "choose a lower minimum or change java.security"}},
+			want: []string{settings.ManagerMinimumTLS + "=TLSv1.3 refused, nothing changed", "port 4119 (console) could complete no TLS handshake", "allow TLSv1.2 today", "choose a lower minimum or change java.security"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,10 +2,7 @@ package ops
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -49,13 +46,13 @@ type CutOffClient struct {
 	LastSeen  string `json:"last_seen"`
 }
 
-// portPolicies computes the Manager's ports' policies under the install folder's files and the given
+// portPolicies explains the Manager's ports' policies under the install folder's files and the given
 // settings values.
-func (o *Ops) portPolicies(layers tlspolicy.Layers, vals map[string]string) []*tlspolicy.Policy {
+func (o *Ops) portPolicies(layers tlspolicy.Layers, vals map[string]string) []*tlspolicy.Explanation {
 	layers.Settings = settings.Values(vals).Policy()
-	var out []*tlspolicy.Policy
+	var out []*tlspolicy.Explanation
 	for _, l := range o.managerListeners() {
-		out = append(out, tlspolicy.Explain(l, layers).Policy)
+		out = append(out, tlspolicy.Explain(l, layers))
 	}
 	return out
 }
@@ -70,20 +67,16 @@ func (o *Ops) portLayers() (tlspolicy.Layers, error) {
 	if err != nil {
 		return layers, fmt.Errorf("reading the TLS policy files to tell what the change does to the Manager's ports: %w", err)
 	}
-	if data, err := os.ReadFile(o.folder.Path(pki.ServerFile)); err == nil {
-		if block, _ := pem.Decode(data); block != nil {
-			if ci, err := tlspolicy.CertInfoOf(tls.Certificate{Certificate: [][]byte{block.Bytes}}); err == nil {
-				layers.Cert = ci
-			}
-		}
+	if ci, err := tlspolicy.LoadCertFile(o.folder.Path(pki.ServerFile)); err == nil {
+		layers.Cert = ci
 	}
 	return layers, nil
 }
 
 // portImpact says what changing the settings from before to after does to the Manager's ports; nil when
 // the change is not part of their TLS policy (restrictManagerMinimumTLSProtocol always is, even when
-// java.security already decides). A change that would leave a port no TLS version is an
-// error on field value (nothing is stored).
+// java.security already decides). A change under which a port could complete no handshake (the
+// Manager would keep the port's last good policy) is an error on field value: nothing is stored.
 func (o *Ops) portImpact(ctx context.Context, name, value string, before map[string]string) ([]PortImpact, error) {
 	after := map[string]string{}
 	for k, v := range before {
@@ -97,16 +90,17 @@ func (o *Ops) portImpact(ctx context.Context, name, value string, before map[str
 	if err != nil {
 		return nil, err
 	}
-	was, will := o.portPolicies(layers, before), o.portPolicies(layers, after)
+	wasEx, willEx := o.portPolicies(layers, before), o.portPolicies(layers, after)
+	was, will := policiesOf(wasEx), policiesOf(willEx)
 	out := make([]PortImpact, len(will))
 	for i, p := range will {
 		out[i] = PortImpact{Port: p.Listener.Port, Role: roleName(p.Listener.Role), VersionsBefore: versionNames(was[i].Versions),
 			Versions: versionNames(p.Versions), SuitesBefore: len(was[i].Suites), Suites: len(p.Suites), CutOff: []CutOffClient{}}
 		out[i].Changed = !slices.Equal(out[i].VersionsBefore, out[i].Versions) || !slices.Equal(was[i].Suites, p.Suites) ||
 			!slices.Equal(was[i].TLS13Suites, p.TLS13Suites)
-		if len(p.Versions) == 0 && len(was[i].Versions) > 0 {
-			return nil, invalid("value", "{field}: %s=%s would leave port %d (%s) accepting no TLS version (the files in %s allow %s); choose a lower minimum or change java.security first",
-				name, value, p.Listener.Port, out[i].Role, o.folder.Dir, strings.Join(out[i].VersionsBefore, ", "))
+		if lo := willEx[i].LockOut(); lo != nil && wasEx[i].LockOut() == nil {
+			return nil, invalid("value", "{field}: %s=%s refused, nothing changed: %v (the files in %s allow %s today); choose a lower minimum or change java.security first",
+				name, value, lo, o.folder.Dir, strings.Join(out[i].VersionsBefore, ", "))
 		}
 	}
 	if name != settings.ManagerMinimumTLS && !slices.ContainsFunc(out, func(p PortImpact) bool { return p.Changed }) {
@@ -183,6 +177,14 @@ func (o *Ops) computerNames(ctx context.Context) (map[string]string, error) {
 		names[c.GUID] = Who(c)
 	}
 	return names, nil
+}
+
+func policiesOf(exs []*tlspolicy.Explanation) []*tlspolicy.Policy {
+	out := make([]*tlspolicy.Policy, len(exs))
+	for i, ex := range exs {
+		out[i] = ex.Policy
+	}
+	return out
 }
 
 func roleName(r tlspolicy.Role) string {
