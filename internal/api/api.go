@@ -111,6 +111,7 @@ func (s *Server) serve(h handler) http.Handler {
 		code, v, err := h(r)
 		var he *httpError
 		var mbe *http.MaxBytesError
+		var ue *ops.UnavailableError
 		switch ie, isInput := ops.AsInput(err); {
 		case err == nil:
 			fleetapi.WriteJSON(w, code, v)
@@ -122,6 +123,8 @@ func (s *Server) serve(h handler) http.Handler {
 			fleetapi.WriteJSON(w, statusOf(ie.Kind), body)
 		case errors.As(err, &he):
 			fleetapi.WriteError(w, he.code, "%s", he.msg)
+		case errors.As(err, &ue):
+			fleetapi.WriteError(w, http.StatusServiceUnavailable, "the Manager takes no changes now, and changed nothing: %s", ue.Why)
 		case errors.As(err, &mbe):
 			fleetapi.WriteError(w, http.StatusRequestEntityTooLarge, "the request body is larger than %d bytes", mbe.Limit)
 		default:

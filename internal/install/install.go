@@ -94,10 +94,19 @@ func ConnLimits(cp *tlspolicy.ConfigProperties) (total, perAddress listener.Over
 	return total, perAddress, err
 }
 
-// Init prepares dir for a Manager: on first start it writes configuration.properties and java.security
-// (either is kept when present) and creates the fleet CA. It reports whether configuration.properties was
-// new, which marks a first start.
+// Init prepares dir for a Manager: InitFiles, then the fleet CA (created when missing).
 func Init(dir string, consolePort, heartbeatPort int) (created bool, err error) {
+	if created, err = InitFiles(dir, consolePort, heartbeatPort); err != nil {
+		return created, err
+	}
+	_, err = pki.LoadOrCreateCA(dir)
+	return created, err
+}
+
+// InitFiles writes configuration.properties and java.security into dir on first start (either is kept
+// when present); it does not touch the fleet CA, which the Manager creates only after CheckFleet. It
+// reports whether configuration.properties was new, which marks a first start.
+func InitFiles(dir string, consolePort, heartbeatPort int) (created bool, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return false, err
 	}
@@ -115,9 +124,6 @@ func Init(dir string, consolePort, heartbeatPort int) (created bool, err error) 
 		if err := pki.WriteFile(js, []byte(tlspolicy.DefaultJavaSecurityContent), 0o640); err != nil {
 			return false, err
 		}
-	}
-	if _, err := pki.LoadOrCreateCA(dir); err != nil {
-		return false, err
 	}
 	return created, nil
 }

@@ -33,6 +33,10 @@ func newGUID() (string, error) {
 // activate issues an agent certificate for a valid token. Every check happens before the token is spent,
 // and the spending, the certificate and the inventory row are one transaction.
 func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
+	if err := m.Writable(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the Manager cannot activate agents now: %v", err)
+		return
+	}
 	var req fleetapi.ActivateRequest
 	if err := fleetapi.DecodeJSON(w, r, 64<<10, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "activation request: %v", err)
@@ -102,6 +106,7 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.log.Info("agent activated", "guid", c.GUID, "hostname", c.Hostname, "client", r.RemoteAddr)
+	m.markFleet()
 	m.release(r.Context()) // its first policy, for its first heartbeat
 	writeJSON(w, http.StatusOK, fleetapi.ActivateResponse{GUID: c.GUID, Certificate: string(cert), CA: string(pki.PEM(m.ca.Cert)), PolicyID: c.PolicyID, RelayGroup: c.RelayGroup})
 }

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 
@@ -14,7 +15,7 @@ import (
 // layer) and the console page.
 func (m *Manager) consoleHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", m.healthz)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.tel.WriteMetrics(w)
@@ -22,6 +23,18 @@ func (m *Manager) consoleHandler() http.Handler {
 	mux.Handle("/api/", m.api.Handler())
 	mux.HandleFunc("GET /{$}", m.consolePage)
 	return mux
+}
+
+// healthz answers 200 "ok" while the Manager can keep what it is told, and 503 with the reason when its
+// install folder or database is gone from under it.
+func (m *Manager) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := m.Writable(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "unhealthy: %v\n", err)
+		return
+	}
+	w.Write([]byte("ok\n"))
 }
 
 // PolicyReport is what GET /api/policy answers: the policy in force on this node's two ports, and the
@@ -34,7 +47,7 @@ func (m *Manager) PolicyReport() any {
 		tlspolicy.Report
 		ConfigError string `json:"config_error,omitempty"`
 	}{ConfigError: perr}
-	for _, s := range []*tlspolicy.Server{m.console, m.agents} {
+	for _, s := range []*tlsPort{m.console, m.agents} {
 		rep.Ports = append(rep.Ports, tlspolicy.NewPortReport(&tlspolicy.Explanation{Policy: s.Policy()}))
 	}
 	return rep
@@ -50,6 +63,10 @@ func (h hooks) Flush(ctx context.Context) {
 }
 
 func (h hooks) SettingsChanged(ctx context.Context) { h.m.Reload(ctx) }
+
+func (h hooks) CertChanged(ctx context.Context) { h.m.Reload(ctx) }
+
+func (h hooks) Writable() error { return h.m.Writable() }
 
 // FleetChanged pushes on the Manager's own context: pushes outlive the request that released them.
 func (h hooks) FleetChanged(ctx context.Context) { h.m.syncFleet(h.m.runCtx) }

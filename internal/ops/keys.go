@@ -46,6 +46,9 @@ func (o *Ops) CreateAPIKey(ctx context.Context, name string) (NewKey, error) {
 	if err := CheckKeyName(name); err != nil {
 		return NewKey{}, err
 	}
+	if err := o.writable(); err != nil {
+		return NewKey{}, err
+	}
 	taken := func() error {
 		return conflict("name", "{field} %q: an API key of that name exists already; choose another name (%s)", name, KeyNameRule)
 	}

@@ -94,6 +94,9 @@ func (o *Ops) CreateActivationToken(ctx context.Context, r TokenRequest) (Token,
 	if err != nil {
 		return Token{}, err
 	}
+	if err := o.writable(); err != nil {
+		return Token{}, err
+	}
 	uses := r.Uses
 	if uses == 0 {
 		uses = 1
