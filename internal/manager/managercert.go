@@ -17,7 +17,9 @@ import (
 // rebuilt for the new certificate and swapped whole. Agents pin the fleet CA, not this leaf.
 
 // managerCert is the certificate in force.
-type managerCert struct{ p atomic.Pointer[tls.Certificate] }
+type managerCert struct {
+	p atomic.Pointer[tls.Certificate]
+}
 
 func (c *managerCert) set(cert tls.Certificate) { c.p.Store(&cert) }
 
