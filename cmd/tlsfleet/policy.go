@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 
+	"tlsfleet/internal/pki"
 	"tlsfleet/internal/tlspolicy"
 )
 
@@ -35,6 +40,9 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if layers.Cert, err = installCert(*dir); err != nil {
+		return err
+	}
 	rep := tlspolicy.Report{Warnings: tlspolicy.GODEBUGWarnings(os.Getenv("GODEBUG"))}
 	for _, l := range listeners {
 		rep.Ports = append(rep.Ports, tlspolicy.NewPortReport(tlspolicy.Explain(l, layers)))
@@ -43,4 +51,17 @@ func runPolicy(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return rep.WriteJSON(stdout)
 	}
 	return rep.WriteText(stdout)
+}
+
+// installCert describes the install's own manager.pem (the zero CertInfo, tlspolicy's default ECDSA
+// P-256, when the folder has none yet).
+func installCert(dir string) (tlspolicy.CertInfo, error) {
+	c, err := pki.ReadCertFile(filepath.Join(dir, pki.ServerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return tlspolicy.CertInfo{}, nil
+	}
+	if err != nil {
+		return tlspolicy.CertInfo{}, err
+	}
+	return tlspolicy.CertInfoOf(tls.Certificate{Certificate: [][]byte{c.Raw}, Leaf: c})
 }

@@ -66,6 +66,7 @@ func (s *Server) Handler() http.Handler {
 		{"POST /api/bundles", s.publishBundle},
 		{"GET /api/tlsclients", s.tlsClients},
 		{"GET /api/fleetca", s.fleetCA},
+		{"POST /api/managercert/rotate", s.rotateCert},
 		{"GET /api/policy", func(r *http.Request) (int, any, error) { return http.StatusOK, s.node.PolicyReport(), nil }},
 	}
 	for _, rt := range routes {
