@@ -130,8 +130,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("%v; the flags are: %s (see dsm_c -action help)", err, flagList)
 	}
 	if fs.NArg() > 0 {
-		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil && (o.allRelays.set || o.activate.set || o.rsa.set || o.ecdsa.set) {
-			return nil, bad("unexpected argument %q: -allrelays takes no value; write -allrelays alone (or -allrelays=%s)", fs.Arg(0), fs.Arg(0))
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil {
+			for _, f := range []struct {
+				name string
+				v    *boolFlag
+			}{{"allrelays", &o.allRelays}, {"activate", &o.activate}, {"rsa", &o.rsa}, {"ecdsa", &o.ecdsa}} {
+				if f.v.set {
+					return nil, bad("unexpected argument %q: -%s takes no value; write -%s alone (or -%s=%s)", fs.Arg(0), f.name, f.name, f.name, fs.Arg(0))
+				}
+			}
 		}
 		return nil, bad("unexpected argument %q: every input is a flag (quote a value that has spaces); the flags are: %s",
 			fs.Arg(0), flagList)

@@ -114,7 +114,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	allNames := strings.Join(settings.Names(), ", ")
 	allActions := "changesetting, viewsetting, createapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
-		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, help"
+		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, rotatecert, help"
 	tests := []struct {
 		name   string
 		args   []string
@@ -162,6 +162,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "empty export path", args: []string{"-action", "exportdsmcert", "-value", ""}, want: []string{"needs a file path"}},
 		{name: "no action", args: []string{"-name", relay}, want: []string{"no -action given", allActions, "Usage:"}},
 		{name: "no arguments", args: nil, noDir: true, want: []string{"no -action given", "Usage:"}},
+		{name: "rotatecert -rsa and -ecdsa", args: []string{"-action", "rotatecert", "-rsa", "-ecdsa"}, want: []string{"-rsa or -ecdsa, not both"}},
+		{name: "rotatecert -rsa=maybe", args: []string{"-action", "rotatecert", "-rsa=maybe"}, want: []string{"-rsa=maybe", "write -rsa alone"}},
+		{name: "rotatecert -rsa with a value after it", args: []string{"-action", "rotatecert", "-rsa", "true"}, want: []string{`unexpected argument "true"`, "-rsa=true"}},
+		{name: "rotatecert -name", args: []string{"-action", "rotatecert", "-name", "x"}, want: []string{"rotatecert does not use -name", "[-rsa | -ecdsa]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
