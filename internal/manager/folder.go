@@ -77,6 +77,12 @@ func (m *Manager) openStore(ctx context.Context) error {
 	if st.CAFingerprint != m.ca.Fingerprint() && (st.Computers > 0 || st.Marker != "") {
 		m.log.Warn("a new fleet CA was made (--new-fleet): every agent must be activated again", "dir", m.folder.Dir, "computers", st.Computers, "ca_sha256", m.ca.Fingerprint())
 	}
+	if st.Marker != "" && st.Marker != m.ca.Fingerprint() {
+		// Only --new-fleet gets here: the marker named the old fleet's CA.
+		if err := os.Remove(m.folder.Path(install.FleetMarkerFile)); err != nil {
+			return err
+		}
+	}
 	if st.Computers > 0 {
 		m.markFleet()
 	}
@@ -105,6 +111,20 @@ func (m *Manager) loadCerts() error {
 	cert, err := m.ca.LoadOrCreateServer(m.folder.Dir, m.opts.KeyType, hosts)
 	if err != nil {
 		return err
+	}
+	if cert.Leaf.CheckSignatureFrom(m.ca.Cert) != nil {
+		if !m.opts.NewFleet {
+			return fmt.Errorf("%s is not signed by the fleet CA %s: agents would refuse it; put back the CA that signed it, or start with %s to make a new certificate from this CA",
+				m.folder.Path(pki.ServerFile), m.folder.Path(pki.CAFile), install.NewFleetFlag)
+		}
+		sc, err := m.ca.RotateServer(m.folder.Dir, m.opts.KeyType)
+		if err == nil {
+			err = sc.Write(m.folder.Dir)
+		}
+		if err != nil {
+			return fmt.Errorf("a manager certificate from the new fleet CA: %w", err)
+		}
+		cert = sc.TLS
 	}
 	m.cert.set(cert)
 	return nil
