@@ -41,6 +41,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
+	// A transaction takes the write lock when it begins: one that reads and then writes would otherwise
+	// fail at once (SQLITE_BUSY, BUSY_SNAPSHOT) when another connection wrote in between, busy_timeout
+	// or not.
+	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, err
