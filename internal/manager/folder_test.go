@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"tlsfleet/internal/dsmc"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
@@ -253,5 +256,20 @@ func TestFleetMarker(t *testing.T) {
 	}
 	if n, err := m.db.(*store.DB).ComputerCount(t.Context()); err != nil || n != 1 {
 		t.Errorf("ComputerCount = %d, %v", n, err)
+	}
+}
+
+// The activation command that the API and dsm_c print names the address the running Manager's agent
+// channel listens on (here 127.0.0.1 only), not the machine's host name.
+func TestActivationCommandNamesListenAddress(t *testing.T) {
+	m := startManager(t, nil)
+	want := "dsm://" + m.AgentAddr() + "/"
+	var tok ops.Token
+	if code := call(t, m, "POST", "/api/activationtokens", apiKey(t, m), map[string]any{}, &tok); code != http.StatusCreated || !strings.Contains(tok.Command, want) {
+		t.Errorf("API: %d %q; want %s", code, tok.Command, want)
+	}
+	var out, errb bytes.Buffer
+	if code := dsmc.Run(t.Context(), []string{"--dir", m.Dir(), "-action", "createactivationtoken"}, &out, &errb); code != 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("dsm_c: %d\n%s%s\nwant %s", code, out.String(), errb.String(), want)
 	}
 }
