@@ -62,6 +62,9 @@ func defaultConfig(consolePort, heartbeatPort int) string {
 # The database: an SQLite file in this folder.
 %s=sqlite
 %s=%s
+# The name activation commands tell agents to reach this Manager at when it listens on every address
+# (default: the host name), e.g.:
+#   manager.publicName=manager.example.com
 # The page's "GUI port only" procedure adds, for port %d alone:
 #   protocols=TLSv1.2,TLSv1.3
 #   ciphers=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
