@@ -64,7 +64,7 @@ func (h hooks) Flush(ctx context.Context) {
 
 func (h hooks) SettingsChanged(ctx context.Context) { h.m.Reload(ctx) }
 
-func (h hooks) CertChanged(ctx context.Context) { h.m.Reload(ctx) }
+func (h hooks) ManagerCertChanged(ctx context.Context) { h.m.Reload(ctx) }
 
 func (h hooks) Writable() error { return h.m.Writable() }
 

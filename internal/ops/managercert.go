@@ -72,7 +72,7 @@ func (o *Ops) RotateManagerCert(ctx context.Context, r CertRequest) (CertRotatio
 	if err := sc.Write(o.folder.Dir); err != nil {
 		return CertRotation{}, fmt.Errorf("write the new manager certificate: %w", err)
 	}
-	o.hooks.CertChanged(ctx)
+	o.hooks.ManagerCertChanged(ctx)
 	leaf := sc.TLS.Leaf
 	res := CertRotation{Key: string(pki.KeyTypeOf(leaf)), PreviousKey: string(pki.KeyTypeOf(old)), Fingerprint: pki.Fingerprint(leaf),
 		NotAfter: leaf.NotAfter.UTC().Format("2006-01-02T15:04:05Z"), DNSNames: leaf.DNSNames, IPAddresses: []string{}, Path: o.folder.Path(pki.ServerFile)}

@@ -80,8 +80,8 @@ type Hooks interface {
 	SettingsChanged(ctx context.Context)
 	// FleetChanged pushes released policies now.
 	FleetChanged(ctx context.Context)
-	// CertChanged puts the Manager certificate in the install folder in force now.
-	CertChanged(ctx context.Context)
+	// ManagerCertChanged puts the Manager certificate in the install folder in force now.
+	ManagerCertChanged(ctx context.Context)
 	// Writable says why the Manager must not take changes now (its install folder or database was
 	// removed or replaced under it), or nil. Every operation that changes something asks it first.
 	Writable() error
@@ -89,11 +89,11 @@ type Hooks interface {
 
 type noHooks struct{}
 
-func (noHooks) Flush(context.Context)           {}
-func (noHooks) SettingsChanged(context.Context) {}
-func (noHooks) FleetChanged(context.Context)    {}
-func (noHooks) CertChanged(context.Context)     {}
-func (noHooks) Writable() error                 { return nil }
+func (noHooks) Flush(context.Context)              {}
+func (noHooks) SettingsChanged(context.Context)    {}
+func (noHooks) FleetChanged(context.Context)       {}
+func (noHooks) ManagerCertChanged(context.Context) {}
+func (noHooks) Writable() error                    { return nil }
 
 // writable refuses a change the Manager could not keep.
 func (o *Ops) writable() error {
