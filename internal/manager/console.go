@@ -20,7 +20,7 @@ func (m *Manager) consoleHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.tel.WriteMetrics(w)
 	})
-	mux.Handle("/api/", m.api.Handler())
+	mux.Handle("/api/", m.healthGate(m.api.Handler()))
 	mux.HandleFunc("GET /{$}", m.consolePage)
 	return mux
 }
@@ -35,6 +35,18 @@ func (m *Manager) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ok\n"))
+}
+
+// healthGate answers 503 for the API while the install folder or the database is gone: even the API key
+// check reads a database that is no longer the Manager's.
+func (m *Manager) healthGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := m.Writable(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "the Manager takes no requests now, and changed nothing: %v", err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // PolicyReport is what GET /api/policy answers: the policy in force on this node's two ports, and the

@@ -93,16 +93,17 @@ func TestFolderLostUnderManager(t *testing.T) {
 		name   string
 		lose   func(t *testing.T, dir string)
 		want   string
+		moved  bool // the database is at dir+".moved"
 		canFix bool
 	}{
-		{name: "renamed", lose: func(t *testing.T, dir string) { mustRename(t, dir, dir+".moved") }, want: "was removed or renamed", canFix: true},
+		{name: "renamed", lose: func(t *testing.T, dir string) { mustRename(t, dir, dir+".moved") }, want: "was removed or renamed", moved: true, canFix: true},
 		{name: "removed", lose: func(t *testing.T, dir string) { os.RemoveAll(dir) }, want: "was removed or renamed"},
 		{name: "replaced", lose: func(t *testing.T, dir string) {
 			mustRename(t, dir, dir+".moved")
 			if err := os.MkdirAll(dir, 0o750); err != nil {
 				t.Fatal(err)
 			}
-		}, want: "was replaced"},
+		}, want: "was replaced", moved: true},
 		{name: "database removed", lose: func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, install.DefaultDBFile)) }, want: "database"},
 	}
 	for _, tt := range tests {
@@ -123,15 +124,25 @@ func TestFolderLostUnderManager(t *testing.T) {
 				!strings.Contains(res["error"].(string), tt.want) || !strings.Contains(res["error"].(string), "changed nothing") {
 				t.Errorf("PUT a setting with the folder %s: %d %v", tt.name, code, res)
 			}
+			if code := call(t, m, "GET", "/api/settings", key, nil, nil); code != http.StatusServiceUnavailable {
+				t.Errorf("GET the settings with the folder %s: %d (a database that is not the Manager's would answer)", tt.name, code)
+			}
 			if code := call(t, m, "POST", "/api/activationtokens", key, map[string]any{}, &res); code != http.StatusServiceUnavailable {
 				t.Errorf("create an activation token with the folder %s: %d %v", tt.name, code, res)
 			}
-			vals, err := m.db.Settings(t.Context())
-			if err != nil {
-				t.Fatal(err)
+			if _, err := os.Stat(filepath.Join(dir, install.DefaultDBFile)); err == nil {
+				t.Errorf("a new database appeared in %s", dir)
 			}
-			if v, ok := vals[settings.RelayMinimumTLS]; ok {
-				t.Errorf("the refused change was written: %s=%s", settings.RelayMinimumTLS, v)
+			if moved := filepath.Join(dir+".moved", install.DefaultDBFile); tt.moved {
+				db, err := store.Open(t.Context(), moved)
+				if err != nil {
+					t.Fatal(err)
+				}
+				vals, err := db.Settings(t.Context())
+				db.Close()
+				if v, ok := vals[settings.RelayMinimumTLS]; err != nil || ok {
+					t.Errorf("the refused change was written: %s=%s (%v)", settings.RelayMinimumTLS, v, err)
+				}
 			}
 			eventually(t, 5*time.Second, "the watch loop notices", func() bool {
 				m.mu.Lock()

@@ -45,6 +45,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// fail at once (SQLITE_BUSY, BUSY_SNAPSHOT) when another connection wrote in between, busy_timeout
 	// or not.
 	q.Set("_txlock", "immediate")
+	// Every connection the pool opens later opens the file the first one did, or fails: an install
+	// folder removed or replaced under the Manager must not get a new, empty database.
+	q.Set("mode", "rw")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -162,5 +163,37 @@ func TestConcurrentReadThenWrite(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A connection the pool opens after the database file is gone fails instead of creating a new, empty
+// database in its place (an install folder replaced under the Manager).
+func TestNoNewDatabaseUnderARunningStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "manager")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "tlsfleet.db")
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := os.Rename(dir, dir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.db.BeginTx(t.Context(), nil) // holds the pool's one connection: the next query opens another
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := db.Settings(t.Context()); err == nil {
+		t.Error("a query through a new connection succeeded on a database that is not there")
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Errorf("a new connection created %s", path)
 	}
 }
