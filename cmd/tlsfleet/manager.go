@@ -27,12 +27,13 @@ func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		listener.MaxLimit, install.KeyMaxConnections, con.Total, ag.Total))
 	fs.Var(listener.LimitFlag(&o.MaxConnsPerAddress), "max-conns-per-address", fmt.Sprintf("connections one client address may hold on each port, 1 to --max-conns (default: %s, else %d and %d)",
 		install.KeyMaxConnectionsPerAddress, con.PerAddress, ag.PerAddress))
+	fs.BoolVar(&o.NewFleet, "new-fleet", false, "start although the install folder had agents and its fleet CA or database is gone: make a new CA or database (every agent must be activated again)")
 	rsa := fs.Bool("rsa", false, "make the server certificate RSA-2048 instead of ECDSA P-256 (first start only)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if o.Dir == "" || fs.NArg() > 0 {
-		return fmt.Errorf("%w: tlsfleet manager --dir DIR [--console-port N] [--heartbeat-port N] [--listen ADDR] [--max-conns N] [--max-conns-per-address N]", errUsage)
+		return fmt.Errorf("%w: tlsfleet manager --dir DIR [--console-port N] [--heartbeat-port N] [--listen ADDR] [--max-conns N] [--max-conns-per-address N] [--rsa] [--new-fleet]", errUsage)
 	}
 	if o.MaxConns != 0 && o.MaxConnsPerAddress != 0 {
 		// Refused before the install folder is touched; limits that involve configuration.properties are

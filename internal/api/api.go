@@ -67,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 		{"POST /api/bundles", s.publishBundle},
 		{"GET /api/tlsclients", s.tlsClients},
 		{"GET /api/fleetca", s.fleetCA},
+		{"POST /api/managercert/rotate", s.rotateCert},
 		{"GET /api/policy", func(r *http.Request) (int, any, error) { return http.StatusOK, s.node.PolicyReport(), nil }},
 	}
 	for _, rt := range routes {
@@ -122,6 +123,7 @@ func (s *Server) serve(h handler) http.Handler {
 		var he *httpError
 		var be *fleetapi.BodyError
 		var mbe *http.MaxBytesError
+		var ue *ops.UnavailableError
 		switch ie, isInput := ops.AsInput(err); {
 		case err == nil:
 			fleetapi.WriteJSON(w, code, v)
@@ -135,6 +137,8 @@ func (s *Server) serve(h handler) http.Handler {
 			fleetapi.WriteError(w, he.code, "%s", he.msg)
 		case errors.As(err, &be):
 			fleetapi.WriteError(w, be.Status, "%s", be.Error())
+		case errors.As(err, &ue):
+			fleetapi.WriteError(w, http.StatusServiceUnavailable, "the Manager takes no changes now, and changed nothing: %s", ue.Why)
 		case errors.As(err, &mbe):
 			fleetapi.WriteError(w, http.StatusRequestEntityTooLarge, "the request body is larger than %d bytes", mbe.Limit)
 		default:

@@ -187,3 +187,18 @@ func (s *Server) fleetCA(r *http.Request) (int, any, error) {
 	ca, err := s.ops.ReadFleetCA()
 	return http.StatusOK, ca, err
 }
+
+// rotateCert replaces the Manager's certificate; an empty body keeps the key type.
+func (s *Server) rotateCert(r *http.Request) (int, any, error) {
+	var req ops.CertRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req, `{"key": "rsa"|"ecdsa"} (key optional: leave it out to keep the current type)`); err != nil {
+			return 0, nil, err
+		}
+	}
+	res, err := s.ops.RotateManagerCert(r.Context(), req)
+	if err == nil {
+		s.log.Info("manager certificate rotated", "key", res.Key, "sha256", res.Fingerprint, "by", actor(r))
+	}
+	return http.StatusOK, res, err
+}

@@ -90,18 +90,19 @@ type boolFlag struct{ strFlag }
 func (f *boolFlag) IsBoolFlag() bool { return true }
 
 // boolFlags are the flags that take no separate value, as fixDashes must know.
-var boolFlags = []string{"allrelays", "activate"}
+var boolFlags = []string{"allrelays", "activate", "rsa", "ecdsa"}
 
 // options are the parsed flags.
 type options struct {
 	dir, action, name, value, output, days, port strFlag
 	expires, uses, relayGroup, policyID, scope   strFlag
 	allRelays, activate                          boolFlag
+	rsa, ecdsa                                   boolFlag
 }
 
 // flagList is the flags, as the error for an unknown one lists them.
 const flagList = "--dir DIR, -action ACTION, -name N, -value V, -output text|json, -days N, -port N, " +
-	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -scope S, -allrelays, -activate"
+	"-expires DURATION, -uses N, -relaygroup G, -policyid P, -scope S, -allrelays, -activate, -rsa, -ecdsa"
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -121,6 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.scope, "scope", "createapikey: admin or read-only")
 	fs.Var(&o.allRelays, "allrelays", "sendpolicy: every relay")
 	fs.Var(&o.activate, "activate", "addcomputer: activate it now")
+	fs.Var(&o.rsa, "rsa", "rotatecert: an RSA-2048 key")
+	fs.Var(&o.ecdsa, "ecdsa", "rotatecert: an ECDSA P-256 key")
 	if err := fs.Parse(fixDashes(args, stderr)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -128,8 +131,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("%v; the flags are: %s (see dsm_c -action help)", err, flagList)
 	}
 	if fs.NArg() > 0 {
-		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil && (o.allRelays.set || o.activate.set) {
-			return nil, bad("unexpected argument %q: -allrelays takes no value; write -allrelays alone (or -allrelays=%s)", fs.Arg(0), fs.Arg(0))
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil {
+			for _, f := range []struct {
+				name string
+				v    *boolFlag
+			}{{"allrelays", &o.allRelays}, {"activate", &o.activate}, {"rsa", &o.rsa}, {"ecdsa", &o.ecdsa}} {
+				if f.v.set {
+					return nil, bad("unexpected argument %q: -%s takes no value; write -%s alone (or -%s=%s)", fs.Arg(0), f.name, f.name, f.name, fs.Arg(0))
+				}
+			}
 		}
 		return nil, bad("unexpected argument %q: every input is a flag (quote a value that has spaces); the flags are: %s",
 			fs.Arg(0), flagList)
@@ -289,6 +299,8 @@ func init() {
 		{name: "addcomputer", synopsis: "-name HOST:4118 -activate [-value dsm://MANAGER:4120/]", flags: []string{"name", "activate", "value", "relaygroup", "policyid"},
 			needsDB: true, prepare: prepareAddComputer,
 			help: "activate an agent waiting on HOST:4118 (Manager-initiated)"},
+		{name: "rotatecert", synopsis: "[-rsa | -ecdsa]", flags: []string{"rsa", "ecdsa"}, fields: map[string]string{"key": "-rsa or -ecdsa"}, needsDB: true,
+			prepare: prepareRotateCert, help: "a new Manager certificate from the fleet CA (same names), in force without a restart"},
 		{name: "help", help: "this text"},
 	}
 }
@@ -358,6 +370,7 @@ Flags:
   -scope S       createapikey: admin (every action; the default) or read-only (GET and HEAD only)
   -allrelays     sendpolicy: every relay (a flag without a value)
   -activate      addcomputer: activate the computer now (a flag without a value)
+  -rsa, -ecdsa   rotatecert: the new key's type (RSA-2048 or ECDSA P-256); neither keeps the current one
 
 Computers are named by host name or GUID (-name C). A change of relay role, relay group, deactivation,
 bundle or setting goes out by itself when settings.configuration.automaticallySendPolicy is true;
@@ -450,7 +463,8 @@ func checkFlagsUsed(act action, o *options) error {
 		name string
 		v    *strFlag
 	}{{"name", &o.name}, {"value", &o.value}, {"days", &o.days}, {"port", &o.port}, {"expires", &o.expires}, {"uses", &o.uses},
-		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"scope", &o.scope}, {"allrelays", &o.allRelays.strFlag}, {"activate", &o.activate.strFlag}} {
+		{"relaygroup", &o.relayGroup}, {"policyid", &o.policyID}, {"scope", &o.scope}, {"allrelays", &o.allRelays.strFlag}, {"activate", &o.activate.strFlag},
+		{"rsa", &o.rsa.strFlag}, {"ecdsa", &o.ecdsa.strFlag}} {
 		if f.v.set && !containsString(act.flags, f.name) {
 			takes := "no flags besides --dir and -output"
 			if act.synopsis != "" {

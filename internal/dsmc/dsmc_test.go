@@ -124,7 +124,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	allNames := strings.Join(settings.Names(), ", ")
 	allActions := "changesetting, viewsetting, createapikey, listapikeys, revokeapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
-		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, help"
+		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, rotatecert, help"
 	tests := []struct {
 		name   string
 		args   []string
@@ -187,6 +187,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "no arguments", args: nil, noDir: true, want: []string{"no -action given", "Usage:"}},
 		{name: "manager minimum that leaves no version", args: []string{"-action", "changesetting", "-name", settings.ManagerMinimumTLS, "-value", "TLSv1.3"},
 			want: []string{settings.ManagerMinimumTLS + "=TLSv1.3 refused, nothing changed", "port 4119 (console) could complete no TLS handshake", "allow TLSv1.2 today", "choose a lower minimum or change java.security"}},
+		{name: "rotatecert -rsa and -ecdsa", args: []string{"-action", "rotatecert", "-rsa", "-ecdsa"}, want: []string{"-rsa or -ecdsa, not both"}},
+		{name: "rotatecert -rsa=maybe", args: []string{"-action", "rotatecert", "-rsa=maybe"}, want: []string{"-rsa=maybe", "write -rsa alone"}},
+		{name: "rotatecert -rsa with a value after it", args: []string{"-action", "rotatecert", "-rsa", "true"}, want: []string{`unexpected argument "true"`, "-rsa=true"}},
+		{name: "rotatecert -name", args: []string{"-action", "rotatecert", "-name", "x"}, want: []string{"rotatecert does not use -name", "[-rsa | -ecdsa]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +36,9 @@ const (
 	// default (listener.DefaultLimits). The flags --max-conns and --max-conns-per-address override them.
 	KeyMaxConnections           = "maxConnections"
 	KeyMaxConnectionsPerAddress = "maxConnectionsPerAddress"
+	// KeyPublicName is the name (or address) agents are told to reach the agent channel at, when the
+	// Manager listens on every address (the activation command's dsm://NAME:PORT/); unset, the host name.
+	KeyPublicName = "manager.publicName"
 )
 
 // Folder is an install folder.
@@ -43,6 +47,7 @@ type Folder struct {
 	ConsolePort   int
 	HeartbeatPort int
 	DBPath        string
+	PublicName    string // manager.publicName, "" when unset
 }
 
 // Path returns the path of a file in the folder.
@@ -57,6 +62,9 @@ func defaultConfig(consolePort, heartbeatPort int) string {
 # The database: an SQLite file in this folder.
 %s=sqlite
 %s=%s
+# The name activation commands tell agents to reach this Manager at when it listens on every address
+# (default: the host name), e.g.:
+#   manager.publicName=manager.example.com
 # The page's "GUI port only" procedure adds, for port %d alone:
 #   protocols=TLSv1.2,TLSv1.3
 #   ciphers=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
@@ -94,10 +102,19 @@ func ConnLimits(cp *tlspolicy.ConfigProperties) (total, perAddress listener.Over
 	return total, perAddress, err
 }
 
-// Init prepares dir for a Manager: on first start it writes configuration.properties and java.security
-// (either is kept when present) and creates the fleet CA. It reports whether configuration.properties was
-// new, which marks a first start.
+// Init prepares dir for a Manager: InitFiles, then the fleet CA (created when missing).
 func Init(dir string, consolePort, heartbeatPort int) (created bool, err error) {
+	if created, err = InitFiles(dir, consolePort, heartbeatPort); err != nil {
+		return created, err
+	}
+	_, err = pki.LoadOrCreateCA(dir)
+	return created, err
+}
+
+// InitFiles writes configuration.properties and java.security into dir on first start (either is kept
+// when present); it does not touch the fleet CA, which the Manager creates only after CheckFleet. It
+// reports whether configuration.properties was new, which marks a first start.
+func InitFiles(dir string, consolePort, heartbeatPort int) (created bool, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return false, err
 	}
@@ -115,9 +132,6 @@ func Init(dir string, consolePort, heartbeatPort int) (created bool, err error) 
 		if err := pki.WriteFile(js, []byte(tlspolicy.DefaultJavaSecurityContent), 0o640); err != nil {
 			return false, err
 		}
-	}
-	if _, err := pki.LoadOrCreateCA(dir); err != nil {
-		return false, err
 	}
 	return created, nil
 }
@@ -154,6 +168,14 @@ func Open(dir string) (*Folder, error) {
 	if err := port(KeyHeartbeatPort, &f.HeartbeatPort); err != nil {
 		return nil, err
 	}
+	if pr, ok := cp.Props.Get(KeyPublicName); ok {
+		name := strings.TrimSpace(pr.Value)
+		if !validHostName(name) {
+			return nil, fmt.Errorf("%s:%d: %s=%s is not a host name or an IP address; write the name agents reach this Manager at, e.g. %s=manager.example.com, or remove the line to use the host name",
+				pr.File, pr.Line, KeyPublicName, pr.Value, KeyPublicName)
+		}
+		f.PublicName = name
+	}
 	if pr, ok := cp.Props.Get(KeyDatabaseType); ok && !strings.EqualFold(strings.TrimSpace(pr.Value), "sqlite") {
 		return nil, fmt.Errorf("%s:%d: %s=%s: this Manager supports sqlite only (PostgreSQL comes with the multi-node issue)", pr.File, pr.Line, KeyDatabaseType, pr.Value)
 	}
@@ -183,4 +205,20 @@ func Find(flagDir string) (string, error) {
 		}
 	}
 	return "", errors.New("no install folder: pass --dir DIR, set TLSFLEET_DIR, or run dsm_c from the Manager's install folder")
+}
+
+// validHostName accepts an IP address or a DNS name of letters, digits, hyphens and dots.
+func validHostName(s string) bool {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "-") || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

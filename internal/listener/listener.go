@@ -55,14 +55,20 @@ type Recorder interface {
 	Record(Observation)
 }
 
+// PolicySource is the policy a port enforces now.
+type PolicySource interface {
+	Policy() *tlspolicy.Policy
+}
+
 // Config configures a Listener. Zero values take the defaults.
 type Config struct {
 	// TLS is the server configuration (required). Set its policy server's Observer to Observe, or
 	// handshakes are recorded without their ClientHello (SNI, offered version) and refusals as failures.
 	TLS *tls.Config
-	// Policy is the live policy behind TLS. When set, Enforce closes the open connections it forbids,
-	// and a handshake that finishes after a policy change is checked against the new policy.
-	Policy *tlspolicy.Server
+	// Policy is the live policy behind TLS (a *tlspolicy.Server, or anything that swaps one). When
+	// set, Enforce closes the open connections it forbids, and a handshake that finishes after a policy
+	// change is checked against the new policy.
+	Policy PolicySource
 	// Port is the port named in observations and logs (default: the bound port).
 	Port int
 	// Role picks the default Limits.

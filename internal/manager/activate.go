@@ -35,6 +35,10 @@ func newGUID() (string, error) {
 // and the spending, the certificate and the inventory row are one transaction. A source that keeps
 // sending wrong tokens is throttled (throttle.go) before its request is read.
 func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
+	if err := m.Writable(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the Manager cannot activate agents now: %v", err)
+		return
+	}
 	source := throttleKey(r.RemoteAddr)
 	if wait, blocked := m.throttle.blocked(source); blocked {
 		secs := int(math.Ceil(wait.Seconds()))
@@ -108,6 +112,7 @@ func (m *Manager) activate(w http.ResponseWriter, r *http.Request) {
 	}
 	m.throttle.succeeded(source)
 	m.log.Info("agent activated", "guid", c.GUID, "hostname", ops.Cell(c.Hostname), "client", r.RemoteAddr)
+	m.markFleet()
 	m.release(r.Context()) // its first policy, for its first heartbeat
 	writeJSON(w, http.StatusOK, fleetapi.ActivateResponse{GUID: c.GUID, Certificate: string(cert), CA: string(pki.PEM(m.ca.Cert)), PolicyID: c.PolicyID, RelayGroup: c.RelayGroup})
 }

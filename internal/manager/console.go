@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 
@@ -14,12 +15,12 @@ import (
 // layer) and the console page.
 func (m *Manager) consoleHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", m.healthz)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.tel.WriteMetrics(w)
 	})
-	mux.Handle("/api/", m.api.Handler())
+	mux.Handle("/api/", m.healthGate(m.api.Handler()))
 	mux.HandleFunc("GET /{$}", m.consolePage)
 	return hsts(mux)
 }
@@ -36,6 +37,30 @@ func hsts(next http.Handler) http.Handler {
 	})
 }
 
+// healthz answers 200 "ok" while the Manager can keep what it is told, and 503 with the reason when its
+// install folder or database is gone from under it.
+func (m *Manager) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := m.Writable(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "unhealthy: %v\n", err)
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// healthGate answers 503 for the API while the install folder or the database is gone: even the API key
+// check reads a database that is no longer the Manager's.
+func (m *Manager) healthGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := m.Writable(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "the Manager takes no requests now, and changed nothing: %v", err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // PolicyReport is what GET /api/policy answers: the policy in force on this node's two ports, and the
 // configuration error that keeps a newer one out, if any.
 func (m *Manager) PolicyReport() any {
@@ -46,7 +71,7 @@ func (m *Manager) PolicyReport() any {
 		tlspolicy.Report
 		ConfigError string `json:"config_error,omitempty"`
 	}{ConfigError: perr}
-	for _, s := range []*tlspolicy.Server{m.console, m.agents} {
+	for _, s := range []*tlsPort{m.console, m.agents} {
 		rep.Ports = append(rep.Ports, tlspolicy.NewPortReport(&tlspolicy.Explanation{Policy: s.Policy()}))
 	}
 	return rep
@@ -62,6 +87,10 @@ func (h hooks) Flush(ctx context.Context) {
 }
 
 func (h hooks) SettingsChanged(ctx context.Context) { h.m.Reload(ctx) }
+
+func (h hooks) ManagerCertChanged(ctx context.Context) { h.m.Reload(ctx) }
+
+func (h hooks) Writable() error { return h.m.Writable() }
 
 // FleetChanged pushes on the Manager's own context: pushes outlive the request that released them.
 func (h hooks) FleetChanged(ctx context.Context) { h.m.syncFleet(h.m.runCtx) }

@@ -53,7 +53,7 @@ func (m *Manager) portLimits() (map[tlspolicy.Role]listener.Limits, error) {
 }
 
 // newListener makes the hardened listener of one of the Manager's ports.
-func (m *Manager) newListener(port int, srv *tlspolicy.Server) (*listener.Listener, error) {
+func (m *Manager) newListener(port int, srv *tlsPort) (*listener.Listener, error) {
 	role := srv.Policy().Listener.Role
 	limits := m.limits[role]
 	ln, err := net.Listen("tcp", net.JoinHostPort(m.opts.Listen, strconv.Itoa(port)))
@@ -61,7 +61,7 @@ func (m *Manager) newListener(port int, srv *tlspolicy.Server) (*listener.Listen
 		return nil, fmt.Errorf("listen on port %d: %w (change %s in %s or pass a port flag)", port, err, install.KeyConsolePort, install.ConfigFile)
 	}
 	cfg := listener.Config{TLS: srv.TLSConfig(), Policy: srv, Port: port, Role: role, Limits: limits, HandshakeTimeout: m.opts.HandshakeTimeout,
-		Log: m.log, ServerNames: listener.CertNames(m.cert)}
+		Log: m.log, ServerNames: listener.CertNames(m.cert.get())}
 	if !m.opts.NoTelemetry {
 		cfg.Recorder = telemetryRecorder{m.tel}
 	}

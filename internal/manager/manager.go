@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +27,6 @@ import (
 	"tlsfleet/internal/listener"
 	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
-	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
 	"tlsfleet/internal/telemetry"
 	"tlsfleet/internal/tlspolicy"
@@ -80,6 +78,9 @@ type Options struct {
 	MaxConns, MaxConnsPerAddress int
 	// NoTelemetry turns handshake counting off (for benchmarks).
 	NoTelemetry bool
+	// NewFleet lets the Manager start over a folder that had agents although its fleet CA or database is
+	// gone (--new-fleet): it makes a new CA or database, and every agent must be activated again.
+	NewFleet bool
 	// HeartbeatSeconds, when set, stores settings.configuration.heartbeatPeriodSeconds (tests, demonstrations).
 	HeartbeatSeconds int
 	Logger           *slog.Logger
@@ -95,12 +96,12 @@ type Manager struct {
 	tel    *telemetry.Recorder
 	// throttle slows down guessing activation tokens.
 	throttle *activationThrottle
-	console  *tlspolicy.Server
-	agents   *tlspolicy.Server
+	console  *tlsPort
+	agents   *tlsPort
 
 	consoleLn, agentLn *listener.Listener
 	limits             map[tlspolicy.Role]listener.Limits // of both ports, from the flags, configuration.properties and the defaults
-	cert               tls.Certificate
+	cert               managerCert
 	fleet              fleetState
 	crl                crlState
 	flushMu            sync.Mutex
@@ -109,11 +110,16 @@ type Manager struct {
 	api                *api.Server
 	servers            []*http.Server
 
+	lock   *install.Lock     // this process's hold on the install folder
+	ident  *install.Identity // the folder and database opened, to notice them removed
+	marked atomic.Bool       // the fleet marker is written (the folder has agents)
+
 	polls       atomic.Int64 // finished polls of the files and settings (tests wait on it)
 	mu          sync.Mutex
 	fileStamp   string
 	settingsVer int64
 	policyErr   string
+	healthErr   string // why the install folder is unusable, "" while it is in place
 
 	cancel context.CancelFunc
 	runCtx context.Context // lives as long as the Manager: background work started by requests uses it
@@ -135,23 +141,26 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	m := &Manager{opts: o, log: o.Logger, throttle: newActivationThrottle(time.Now)}
+	ok := false
+	defer func() {
+		if !ok {
+			if m.db != nil {
+				m.db.Close()
+			}
+			m.lock.Release()
+		}
+	}()
 	if err := m.prepareFolder(); err != nil {
 		return nil, err
 	}
 	if err := m.openStore(ctx); err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			m.db.Close()
-		}
-	}()
 	m.tel = telemetry.New(m.flushObservations, m.log)
 	m.fleet.pending = map[string]store.CheckIn{}
 	m.ops = ops.New(m.db, m.folder, hooks{m})
 	m.api = api.New(m.ops, m, m.log)
-	m.pusher = newPusher(m.log, m.cert, m.ca.Cert, m.ack, m.recordStatus, func() []byte {
+	m.pusher = newPusher(m.log, m.cert.clientCert, m.ca.Cert, m.ack, m.recordStatus, func() []byte {
 		if crl := m.currentCRL(); crl != nil {
 			return crl.DER
 		}
@@ -166,62 +175,12 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if err := m.startListeners(ctx); err != nil {
 		return nil, err
 	}
+	if err := m.lock.SetAddrs(m.ConsoleAddr(), m.AgentAddr()); err != nil {
+		m.log.Warn("the listen addresses are not recorded for dsm_c", "err", err)
+	}
 	ok = true
 	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
 	return m, nil
-}
-
-// prepareFolder makes or opens the install folder, the fleet CA and the server certificate.
-func (m *Manager) prepareFolder() error {
-	o := m.opts
-	cp, hp := cmp.Or(o.ConsolePort, DefaultConsolePort), cmp.Or(o.HeartbeatPort, DefaultAgentPort)
-	created, err := install.Init(o.Dir, cp, hp)
-	if err != nil {
-		return fmt.Errorf("install folder %s: %w", o.Dir, err)
-	}
-	m.FirstStart = created
-	if m.folder, err = install.Open(o.Dir); err != nil {
-		return err
-	}
-	if o.ConsolePort != 0 {
-		m.folder.ConsolePort = o.ConsolePort
-	}
-	if o.HeartbeatPort != 0 {
-		m.folder.HeartbeatPort = o.HeartbeatPort
-	}
-	if m.limits, err = m.portLimits(); err != nil {
-		return err // before the database or a port is touched
-	}
-	if m.ca, err = pki.LoadOrCreateCA(m.folder.Dir); err != nil {
-		return err
-	}
-	hosts := []string{}
-	if h, err := os.Hostname(); err == nil {
-		hosts = append(hosts, h)
-	}
-	if o.Listen != "" {
-		hosts = append(hosts, o.Listen)
-	}
-	m.cert, err = m.ca.LoadOrCreateServer(m.folder.Dir, o.KeyType, hosts)
-	return err
-}
-
-// openStore opens the database and makes the first admin (and, for tests and demonstrations, stores
-// the heartbeat interval given by --heartbeat-seconds).
-func (m *Manager) openStore(ctx context.Context) error {
-	db, err := store.Open(ctx, m.folder.DBPath)
-	if err != nil {
-		return err
-	}
-	m.db = db
-	err = m.bootstrapAdmin(ctx)
-	if err == nil && m.opts.HeartbeatSeconds > 0 {
-		_, _, err = m.db.SetSetting(ctx, settings.HeartbeatSeconds, strconv.Itoa(m.opts.HeartbeatSeconds), "tlsfleet manager --heartbeat-seconds")
-	}
-	if err != nil {
-		db.Close()
-	}
-	return err
 }
 
 // buildPolicies computes both ports' first policies from the files and the settings, and logs what the
@@ -244,7 +203,8 @@ func (m *Manager) buildPolicies(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	layers.Cert, _ = tlspolicy.CertInfoOf(m.cert)
+	cert := m.cert.get()
+	layers.Cert, _ = tlspolicy.CertInfoOf(cert)
 	// A policy under which a port could complete no handshake has no last good policy to fall back on
 	// at start: refuse to start, with the fix.
 	console, err := m.explain(m.consoleListener(), layers)
@@ -255,12 +215,12 @@ func (m *Manager) buildPolicies(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.console, err = tlspolicy.NewServer(console.Policy,
-		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs}); err != nil {
+	if m.console, err = newTLSPort(console.Policy, cert,
+		tlspolicy.ServerOptions{NextProtos: []string{"http/1.1"}, Observer: obs}); err != nil {
 		return err
 	}
-	if m.agents, err = tlspolicy.NewServer(agents.Policy,
-		tlspolicy.ServerOptions{Certificate: m.cert, NextProtos: []string{"http/1.1"}, Observer: obs,
+	if m.agents, err = newTLSPort(agents.Policy, cert,
+		tlspolicy.ServerOptions{NextProtos: []string{"http/1.1"}, Observer: obs,
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool, VerifyConnection: m.checkRevoked}); err != nil {
 		return err
 	}
@@ -312,7 +272,7 @@ func (m *Manager) agentListener() tlspolicy.Listener {
 	return tlspolicy.Listener{Port: m.folder.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}
 }
 
-func (m *Manager) listen(port int, srv *tlspolicy.Server) (*listener.Listener, error) {
+func (m *Manager) listen(port int, srv *tlsPort) (*listener.Listener, error) {
 	return m.newListener(port, srv)
 }
 
@@ -351,7 +311,9 @@ func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	m.pusher.wait()
-	return m.db.Close()
+	err := m.db.Close()
+	m.lock.Release()
+	return err
 }
 
 // bootstrapAdmin creates the first admin account with a one-time password written to a 0600 file.

@@ -10,6 +10,7 @@ import (
 	"time"
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/listener"
+	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -48,7 +49,7 @@ func (m *Manager) loadLayers(ctx context.Context) (tlspolicy.Layers, error) {
 // stamp identifies the current contents of the watched files.
 func (m *Manager) stamp() string {
 	s := ""
-	for _, f := range []string{install.JavaSecurityFile, install.ConfigFile} {
+	for _, f := range []string{install.JavaSecurityFile, install.ConfigFile, pki.ServerFile, pki.ServerKeyFile} {
 		st, err := os.Stat(m.folder.Path(f))
 		if err != nil {
 			s += f + ":missing;"
@@ -77,6 +78,10 @@ func (m *Manager) watch(ctx context.Context) {
 				m.log.Info("old handshake counts removed", "rows", n, "retention", TelemetryRetention)
 			}
 		}
+		if !m.checkHealth() {
+			m.polls.Add(1)
+			continue // the files are gone: keep the policy in force
+		}
 		st := m.stamp()
 		ver, err := m.db.SettingsVersion(ctx)
 		if err != nil {
@@ -103,9 +108,10 @@ func (m *Manager) watch(ctx context.Context) {
 	}
 }
 
-// Reload recomputes both listeners' policies now. A malformed file leaves the policy in force as it
-// was, and the error is logged and shown by /api/policy; so does, port by port, a policy under which the
-// port could complete no handshake (the last good policy stays on that port).
+// Reload recomputes both listeners' policies now, and puts a new server certificate in force when
+// manager.pem changed. A malformed file leaves the policy in force as it was, and the error is logged
+// and shown by /api/policy; so does, port by port, a policy under which the port could complete no
+// handshake (the last good policy stays on that port).
 func (m *Manager) Reload(ctx context.Context) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -116,9 +122,19 @@ func (m *Manager) Reload(ctx context.Context) {
 		return
 	}
 	m.policyErr = ""
+	switch cert, changed, err := m.loadCert(); {
+	case err != nil:
+		m.log.Error("manager certificate not changed: the one in the install folder does not load", "file", m.folder.Path(pki.ServerFile), "err", err)
+	case changed:
+		if err := m.swapCert(cert, layers); err != nil {
+			m.log.Error("manager certificate not changed", "file", m.folder.Path(pki.ServerFile), "err", err)
+		} else {
+			return // both ports got policies computed for it
+		}
+	}
 	layers.Cert = m.console.Cert()
 	for _, x := range []struct {
-		srv *tlspolicy.Server
+		srv *tlsPort
 		l   tlspolicy.Listener
 		ln  *listener.Listener
 	}{{m.console, m.consoleListener(), m.consoleLn}, {m.agents, m.agentListener(), m.agentLn}} {

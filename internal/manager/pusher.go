@@ -68,12 +68,12 @@ type agentPool struct {
 	lastUsed time.Time
 }
 
-func newPusher(log *slog.Logger, cert tls.Certificate, ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error, status func(guid, fp, serial string),
-	crl func() []byte) *pusher {
+func newPusher(log *slog.Logger, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error), ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error,
+	status func(guid, fp, serial string), crl func() []byte) *pusher {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &pusher{log: log, ackFn: ack, status: status, crl: crl,
-		tlsCfg:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		tlsCfg:   &tls.Config{RootCAs: pool, GetClientCertificate: cert, MinVersion: tls.VersionTLS12},
 		jobs:     make(chan agentJob, pushQueue),
 		inFlight: map[string]bool{}, pools: map[string]*agentPool{}}
 }

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
 	"testing"
 	"time"
@@ -16,7 +15,7 @@ func testPusher(t *testing.T) *pusher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newPusher(slog.New(slog.DiscardHandler), tls.Certificate{}, ca.Cert,
+	return newPusher(slog.New(slog.DiscardHandler), (&managerCert{}).clientCert, ca.Cert,
 		func(context.Context, string, string) error { return nil }, func(string, string, string) {}, func() []byte { return nil })
 }
 

@@ -44,6 +44,9 @@ func (o *Ops) PublishBundle(ctx context.Context, name string, data []byte) (Bund
 	if len(data) == 0 || len(data) > MaxBundleSize {
 		return BundleResult{}, invalid("file", "{field} has %d bytes; a bundle has 1 byte to 256 MiB (%d bytes)", len(data), MaxBundleSize)
 	}
+	if err := o.writable(); err != nil {
+		return BundleResult{}, err
+	}
 	sum := sha256.Sum256(data)
 	b := store.Bundle{SHA256: hex.EncodeToString(sum[:]), Name: name, Size: int64(len(data))}
 	dir := o.folder.Path(BundlesDir)

@@ -145,6 +145,9 @@ func (o *Ops) changeComputer(ctx context.Context, name string, plan func(c store
 		return res, nil
 	}
 	res.Summary = done
+	if err := o.writable(); err != nil {
+		return ComputerChange{}, err
+	}
 	before, err := o.sentPolicies(ctx)
 	if err != nil {
 		return res, err

@@ -48,6 +48,12 @@ func notFound(field, format string, a ...any) error { return newInput(NotFound, 
 
 func conflict(field, format string, a ...any) error { return newInput(Conflict, field, format, a...) }
 
+// UnavailableError says the Manager takes no changes now, and why (its install folder or database is
+// gone from under it): nothing was changed. The REST API answers 503.
+type UnavailableError struct{ Why string }
+
+func (e *UnavailableError) Error() string { return e.Why }
+
 // AsInput returns the InputError in err's chain, if any.
 func AsInput(err error) (*InputError, bool) {
 	var ie *InputError

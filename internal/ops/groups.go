@@ -42,6 +42,9 @@ func (o *Ops) CreateRelayGroup(ctx context.Context, name string) (GroupCreated, 
 	if err := CheckGroupName(group); err != nil {
 		return GroupCreated{}, err
 	}
+	if err := o.writable(); err != nil {
+		return GroupCreated{}, err
+	}
 	groups, err := o.store.RelayGroups(ctx)
 	if err != nil {
 		return GroupCreated{}, err

@@ -125,6 +125,9 @@ func (o *Ops) CreateAPIKey(ctx context.Context, r KeyRequest) (NewKey, error) {
 	if err != nil {
 		return NewKey{}, err
 	}
+	if err := o.writable(); err != nil {
+		return NewKey{}, err
+	}
 	taken := func() error {
 		return conflict("name", "{field} %q: an API key of that name exists already; choose another name (%s)", k.Name, KeyNameRule)
 	}

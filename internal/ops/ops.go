@@ -86,14 +86,29 @@ type Hooks interface {
 	// CertsChanged signs the fleet's revocation list anew and pushes it to the relays now (whatever
 	// automaticallySendPolicy says: revocation is not a policy choice).
 	CertsChanged(ctx context.Context)
+	// ManagerCertChanged puts the Manager certificate in the install folder in force now.
+	ManagerCertChanged(ctx context.Context)
+	// Writable says why the Manager must not take changes now (its install folder or database was
+	// removed or replaced under it), or nil. Every operation that changes something asks it first.
+	Writable() error
 }
 
 type noHooks struct{}
 
-func (noHooks) Flush(context.Context)           {}
-func (noHooks) SettingsChanged(context.Context) {}
-func (noHooks) FleetChanged(context.Context)    {}
-func (noHooks) CertsChanged(context.Context)    {}
+func (noHooks) Flush(context.Context)              {}
+func (noHooks) SettingsChanged(context.Context)    {}
+func (noHooks) FleetChanged(context.Context)       {}
+func (noHooks) CertsChanged(context.Context)       {}
+func (noHooks) ManagerCertChanged(context.Context) {}
+func (noHooks) Writable() error                    { return nil }
+
+// writable refuses a change the Manager could not keep.
+func (o *Ops) writable() error {
+	if err := o.hooks.Writable(); err != nil {
+		return &UnavailableError{Why: err.Error()}
+	}
+	return nil
+}
 
 // Ops runs the operations on one Manager install.
 type Ops struct {

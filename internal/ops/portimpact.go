@@ -58,7 +58,7 @@ func (o *Ops) portPolicies(layers tlspolicy.Layers, vals map[string]string) []*t
 }
 
 func (o *Ops) managerListeners() []tlspolicy.Listener {
-	return []tlspolicy.Listener{{Port: o.folder.ConsolePort, Role: tlspolicy.RoleConsole}, {Port: o.folder.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}}
+	return ManagerListeners(o.folder.ConsolePort, o.folder.HeartbeatPort)
 }
 
 // portLayers reads the install folder's policy files and the Manager's certificate.

@@ -143,6 +143,9 @@ func (o *Ops) SendPolicy(ctx context.Context, target SendTarget) (SendResult, er
 	if err := target.Check(); err != nil {
 		return res, err
 	}
+	if err := o.writable(); err != nil {
+		return res, err
+	}
 	var t fleet.Target
 	switch {
 	case len(target.Computers) > 0:

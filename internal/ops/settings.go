@@ -65,6 +65,9 @@ func (o *Ops) ChangeSetting(ctx context.Context, actor, name, value string) (Set
 		return SettingChange{}, err
 	}
 	res := SettingChange{Name: st.Name, New: v, Applies: st.Applies}
+	if err := o.writable(); err != nil {
+		return res, err
+	}
 	current, err := o.store.Settings(ctx)
 	if err != nil {
 		return res, err

@@ -3,12 +3,14 @@ package ops
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"tlsfleet/internal/auth"
+	"tlsfleet/internal/install"
 	"tlsfleet/internal/store"
 )
 
@@ -95,6 +97,9 @@ func (o *Ops) CreateActivationToken(ctx context.Context, r TokenRequest) (Token,
 	if err != nil {
 		return Token{}, err
 	}
+	if err := o.writable(); err != nil {
+		return Token{}, err
+	}
 	uses := r.Uses
 	if uses == 0 {
 		uses = 1
@@ -122,11 +127,29 @@ func (o *Ops) CreateActivationToken(ctx context.Context, r TokenRequest) (Token,
 		Fingerprint: ca.Fingerprint, Command: fmt.Sprintf("dsa_control -a %s token:%s -fingerprint %s", o.ManagerURL(), plain, ca.Fingerprint)}, nil
 }
 
-// ManagerURL is the agent channel's address as agents are told it: dsm://HOST:PORT/.
+// ManagerURL is the agent channel's address as agents are told it: dsm://HOST:PORT/, an address the
+// Manager really listens on. The running Manager records its agent channel's address in
+// install.LockFile: a single address is used as it is; when it listens on every address (or is not
+// running), HOST is configuration.properties' manager.publicName, else the machine's host name.
 func (o *Ops) ManagerURL() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "HOST"
+	host, port := "", strconv.Itoa(o.folder.HeartbeatPort)
+	if run, err := install.ReadRunning(o.folder.Dir); err == nil && run.AgentAddr != "" {
+		if h, p, err := net.SplitHostPort(run.AgentAddr); err == nil {
+			port = p
+			if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
+				host = h
+			}
+		}
 	}
-	return fmt.Sprintf("dsm://%s:%d/", host, o.folder.HeartbeatPort)
+	if host == "" {
+		host = o.folder.PublicName
+	}
+	if host == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "HOST"
+		}
+	}
+	return "dsm://" + net.JoinHostPort(host, port) + "/"
 }

@@ -82,25 +82,37 @@ func serial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
+// ErrNoCA is wrapped by LoadCA's error when dir holds no fleet CA certificate.
+var ErrNoCA = errors.New("no fleet CA")
+
+// LoadCA loads the fleet CA (certificate and key) from dir; it never creates one.
+func LoadCA(dir string) (*CA, error) {
+	certPath, keyPath := filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile)
+	if _, err := os.Stat(certPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s is missing", ErrNoCA, certPath)
+	} else if err != nil {
+		return nil, err
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("fleet CA: %w", err)
+	}
+	c, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("fleet CA: key cannot sign")
+	}
+	return &CA{Cert: c, Key: signer}, nil
+}
+
 // LoadOrCreateCA loads the CA from dir, creating it on first use.
 func LoadOrCreateCA(dir string) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile)
-	if _, err := os.Stat(certPath); err == nil {
-		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
-		if err != nil {
-			return nil, fmt.Errorf("fleet CA: %w", err)
-		}
-		c, err := x509.ParseCertificate(pair.Certificate[0])
-		if err != nil {
-			return nil, err
-		}
-		signer, ok := pair.PrivateKey.(crypto.Signer)
-		if !ok {
-			return nil, errors.New("fleet CA: key cannot sign")
-		}
-		return &CA{Cert: c, Key: signer}, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	if ca, err := LoadCA(dir); !errors.Is(err, ErrNoCA) {
+		return ca, err
 	}
 	key, err := newKey(ECDSAP256)
 	if err != nil {
@@ -135,21 +147,85 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 // LoadOrCreateServer loads the Manager's server certificate from dir, issuing one from the CA (for the
 // given host names and addresses, plus localhost) on first use.
 func (ca *CA) LoadOrCreateServer(dir string, kt KeyType, hosts []string) (tls.Certificate, error) {
-	certPath, keyPath := filepath.Join(dir, ServerFile), filepath.Join(dir, ServerKeyFile)
-	if _, err := os.Stat(certPath); err == nil {
-		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
-		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("manager certificate: %w", err)
-		}
-		return ca.withChain(pair), nil
+	if _, err := os.Stat(filepath.Join(dir, ServerFile)); err == nil {
+		return ca.LoadServer(dir)
 	}
-	key, err := newKey(kt)
+	dnsNames, ips := []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else if h != "" && h != "localhost" {
+			dnsNames = append(dnsNames, h)
+		}
+	}
+	sc, err := ca.issueServer(kt, dnsNames, ips)
 	if err != nil {
 		return tls.Certificate{}, err
+	}
+	if err := sc.Write(dir); err != nil {
+		return tls.Certificate{}, err
+	}
+	return ca.LoadServer(dir)
+}
+
+// LoadServer loads the Manager's server certificate from dir, with the CA after it.
+func (ca *CA) LoadServer(dir string) (tls.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, ServerFile), filepath.Join(dir, ServerKeyFile))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("manager certificate: %w", err)
+	}
+	if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+		return tls.Certificate{}, fmt.Errorf("manager certificate: %w", err)
+	}
+	return ca.withChain(pair), nil
+}
+
+// ServerCert is a new server certificate, in memory until Write.
+type ServerCert struct {
+	TLS tls.Certificate // with the CA after the leaf, Leaf set
+	der []byte
+	key crypto.Signer
+}
+
+// Write puts the certificate in dir: the key and then the certificate, each replaced by a rename (a
+// reader that comes between the two sees a mismatched pair, and tries again).
+func (sc *ServerCert) Write(dir string) error {
+	return writePair(filepath.Join(dir, ServerFile), filepath.Join(dir, ServerKeyFile), sc.der, sc.key)
+}
+
+// RotateServer issues (in memory) a successor of dir's server certificate: a new key of type kt ("" keeps
+// the current key's type) and the same names and addresses.
+func (ca *CA) RotateServer(dir string, kt KeyType) (*ServerCert, error) {
+	old, err := ReadCertFile(filepath.Join(dir, ServerFile))
+	if err != nil {
+		return nil, fmt.Errorf("the current manager certificate (its names are kept): %w", err)
+	}
+	if kt == "" {
+		kt = KeyTypeOf(old)
+	}
+	return ca.issueServer(kt, old.DNSNames, old.IPAddresses)
+}
+
+// KeyTypeOf is the key type of a certificate's key, as newKey makes it ("" for another key).
+func KeyTypeOf(c *x509.Certificate) KeyType {
+	switch c.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		return ECDSAP256
+	case *rsa.PublicKey:
+		return RSA2048
+	}
+	return ""
+}
+
+// issueServer makes the Manager's server certificate for the given names.
+func (ca *CA) issueServer(kt KeyType, dnsNames []string, ips []net.IP) (*ServerCert, error) {
+	key, err := newKey(kt)
+	if err != nil {
+		return nil, err
 	}
 	sn, err := serial()
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
@@ -159,28 +235,36 @@ func (ca *CA) LoadOrCreateServer(dir string, kt KeyType, hosts []string) (tls.Ce
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		// ClientAuth too: the Manager presents this certificate when it calls agents on 4118.
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" && h != "localhost" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, err
 	}
-	if err := writePair(certPath, keyPath, der, key); err != nil {
-		return tls.Certificate{}, err
-	}
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, err
 	}
-	return ca.withChain(pair), nil
+	pair := ca.withChain(tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf})
+	return &ServerCert{TLS: pair, der: der, key: key}, nil
+}
+
+// ReadCertFile reads the first PEM certificate of a file.
+func ReadCertFile(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // ManagerCommonName names the Manager's certificate (agents check it when the Manager calls them).

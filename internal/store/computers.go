@@ -114,3 +114,11 @@ func (s *DB) SetRelay(ctx context.Context, guid string, on bool) error {
 		return err
 	})
 }
+
+// ComputerCount is how many computers were ever activated and are still in the inventory (deactivated
+// ones too): the Manager refuses to start with a new fleet CA over them.
+func (s *DB) ComputerCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM computers`).Scan(&n)
+	return n, err
+}

@@ -41,10 +41,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
-	// Transactions take the write lock when they begin: a transaction that reads and then writes
-	// would otherwise fail at once with SQLITE_BUSY when another writer went first (busy_timeout
-	// cannot help a read lock that must be upgraded), e.g. a renewal confirmed beside a telemetry flush.
+	// A transaction takes the write lock when it begins: one that reads and then writes would otherwise
+	// fail at once (SQLITE_BUSY, BUSY_SNAPSHOT) when another connection wrote in between, busy_timeout
+	// or not (e.g. a renewal confirmed beside a telemetry flush).
 	q.Set("_txlock", "immediate")
+	// Every connection the pool opens later opens the file the first one did, or fails: an install
+	// folder removed or replaced under the Manager must not get a new, empty database.
+	q.Set("mode", "rw")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -136,5 +137,63 @@ func TestReleaseCompareAndSet(t *testing.T) {
 	cs, _ := db.Computers(ctx)
 	if cs[0].PolicySent != "fp2" {
 		t.Errorf("policy_sent %q", cs[0].PolicySent)
+	}
+}
+
+// Transactions that read and then write, run at once from several connections, all succeed: each takes
+// the write lock when it begins (and waits for it under busy_timeout) instead of failing with
+// SQLITE_BUSY_SNAPSHOT when another wrote between its read and its write.
+func TestConcurrentReadThenWrite(t *testing.T) {
+	db, _ := openTemp(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				if _, _, err := db.SetSetting(t.Context(), "a", fmt.Sprintf("v%d-%d", g, i), "test"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// A connection the pool opens after the database file is gone fails instead of creating a new, empty
+// database in its place (an install folder replaced under the Manager).
+func TestNoNewDatabaseUnderARunningStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "manager")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "tlsfleet.db")
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := os.Rename(dir, dir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.db.BeginTx(t.Context(), nil) // holds the pool's one connection: the next query opens another
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := db.Settings(t.Context()); err == nil {
+		t.Error("a query through a new connection succeeded on a database that is not there")
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Errorf("a new connection created %s", path)
 	}
 }

@@ -1,0 +1,86 @@
+package install
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// manager.publicName takes a host name or an IP address; anything else is an error naming the file,
+// the line and the fix.
+func TestPublicName(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   string
+		want    string
+		wantErr string
+	}{
+		{name: "host name", value: "manager.example.com", want: "manager.example.com"},
+		{name: "IPv4", value: "10.0.0.5", want: "10.0.0.5"},
+		{name: "IPv6", value: "fd00::5", want: "fd00::5"},
+		{name: "URL", value: "dsm://manager:4120/", wantErr: "is not a host name or an IP address"},
+		{name: "with a port", value: "manager:4120", wantErr: "manager.publicName=manager:4120"},
+		{name: "space", value: "my manager", wantErr: "remove the line to use the host name"},
+		{name: "empty", value: "", wantErr: "is not a host name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := InitFiles(dir, 4119, 4120); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(filepath.Join(dir, ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(KeyPublicName + "=" + tt.value + "\n")
+			f.Close()
+			folder, err := Open(dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), ConfigFile+":") {
+					t.Fatalf("error %v, want %q with the file and line", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || folder.PublicName != tt.want {
+				t.Fatalf("PublicName %q, %v; want %q", folder.PublicName, err, tt.want)
+			}
+		})
+	}
+}
+
+// Check refuses every start that would make a new CA or database over a folder that had agents, and
+// --new-fleet allows it.
+func TestFleetStateCheck(t *testing.T) {
+	const fp, other = "AA:BB", "CC:DD"
+	tests := []struct {
+		name    string
+		st      FleetState
+		wantErr string // "" allowed
+	}{
+		{name: "first start", st: FleetState{}},
+		{name: "a fleet without agents", st: FleetState{CAFingerprint: fp, DBPresent: true}},
+		{name: "a fleet with agents", st: FleetState{CAFingerprint: fp, DBPresent: true, Computers: 3, Marker: fp}},
+		{name: "agents from before the marker", st: FleetState{CAFingerprint: fp, DBPresent: true, Computers: 3}},
+		{name: "CA gone, computers in the database", st: FleetState{DBPresent: true, Computers: 3}, wantErr: "holds 3 activated computers"},
+		{name: "CA gone, marker", st: FleetState{DBPresent: true, Marker: fp}, wantErr: "records their CA, SHA-256 AA:BB"},
+		{name: "database gone, marker", st: FleetState{CAFingerprint: fp, DBPath: "/m/tlsfleet.db", Marker: fp}, wantErr: "the database /m/tlsfleet.db is missing"},
+		{name: "everything but the marker gone", st: FleetState{Marker: fp}, wantErr: "fleet CA"},
+		{name: "CA replaced", st: FleetState{CAFingerprint: other, DBPresent: true, Marker: fp}, wantErr: "is not the fleet CA its agents pin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.st.Check(false)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), NewFleetFlag)):
+				t.Fatalf("error %v, want %q and %s", err, tt.wantErr, NewFleetFlag)
+			}
+			if err := tt.st.Check(true); err != nil {
+				t.Errorf("--new-fleet refused: %v", err)
+			}
+		})
+	}
+}
