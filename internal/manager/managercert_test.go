@@ -162,7 +162,7 @@ func TestRotateManagerCertRefused(t *testing.T) {
 		{name: "unknown key type", body: map[string]string{"key": "dsa"}, code: 400, want: `key "dsa" is not a key type: use rsa (RSA-2048) or ecdsa`},
 		{name: "unknown field", body: map[string]string{"type": "rsa"}, code: 400, want: "unknown field"},
 		{name: "a key type that leaves port 4119 no suite", body: map[string]string{"key": "rsa"}, code: 400,
-			want: "would have no cipher suite for a RSA 2048 certificate"},
+			want: "could complete no TLS handshake under this policy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

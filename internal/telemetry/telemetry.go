@@ -71,6 +71,9 @@ type Recorder struct {
 	log  *slog.Logger
 	now  func() time.Time
 
+	// flushMu is held through a whole flush: a Flush that finds nothing pending must still wait for
+	// one whose batch is being written, or its caller reads the database before the counts are in.
+	flushMu sync.Mutex
 	mu      sync.Mutex
 	uas     userAgents // the User-Agents recorded today (useragent.go)
 	pending map[Key]*agg
@@ -135,6 +138,8 @@ func orNone(s string) string {
 // Flush writes what was counted since the last flush. On a sink error the counts are kept for the next
 // attempt.
 func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	if len(r.pending) == 0 {
 		r.mu.Unlock()

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -76,4 +77,48 @@ func BenchmarkRecord(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// A Flush that finds nothing pending returns only once a flush already writing its batch is done: a
+// reader that flushes and then queries the database sees the counts recorded before it.
+func TestFlushWaitsForTheOneInFlight(t *testing.T) {
+	writing, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	written := 0
+	r := New(func(_ context.Context, b []Observation) error {
+		close(writing)
+		<-release
+		mu.Lock()
+		written += len(b)
+		mu.Unlock()
+		return nil
+	}, nil)
+	r.Record(Key{Port: 4119, ClientIP: "127.0.0.1", Version: "TLSv1.3", Outcome: Accepted}, "")
+	first := make(chan error)
+	go func() { first <- r.Flush(t.Context()) }()
+	<-writing
+	second := make(chan error)
+	go func() { second <- r.Flush(t.Context()) }()
+	for range 10_000 { // yields, not a timer: without the wait the second Flush returns at once
+		select {
+		case <-second:
+			t.Fatal("the second Flush returned while the first was still writing")
+		case err := <-first:
+			t.Fatalf("the first Flush returned before its sink did: %v", err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if written != 1 {
+		t.Errorf("%d observations written, want 1", written)
+	}
 }
