@@ -37,6 +37,11 @@ type compState struct {
 
 // refreshFleet reloads the computers from the database, keeping what heartbeats taught since.
 func (m *Manager) refreshFleet(ctx context.Context) error {
+	// Not during a flush: a flush takes the pending heartbeats out of memory before it writes them, so
+	// a snapshot read in between would have neither (a manager-initiated agent's address was lost so,
+	// and nobody polled it again: it sends no heartbeat to bring it back).
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
 	// The version first: a change committed between the reads is then seen again by the next poll.
 	ver, err := m.db.FleetVersion(ctx)
 	if err != nil {
