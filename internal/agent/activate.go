@@ -194,23 +194,53 @@ func formatFP(b []byte) string {
 // a key and CSR, posts the token, and writes key, certificate, fleet CA and state. On any failure it
 // writes nothing (not even the state folder).
 func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
+	manager, anchor, err := o.prepare()
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ar, fleetCA, err := o.request(ctx, manager, anchor, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := checkIssued(ar, fleetCA, key)
+	if err != nil {
+		return nil, fmt.Errorf("activation with %s: %w", manager, err)
+	}
+	if anchor.tofu {
+		fmt.Fprintf(o.Warn, "WARNING: trust on first use: this agent now trusts the fleet CA that %s sent, %q with SHA-256\n"+
+			"WARNING:   %s\n"+
+			"WARNING: compare it with `dsm_c -action exportdsmcert` on the Manager; if it differs, run dsa_control -r at once.\n",
+			manager, fleetCA.Subject.CommonName, pki.Fingerprint(fleetCA))
+	}
+	st := &State{GUID: ar.GUID, Manager: manager, PolicyID: ar.PolicyID, RelayGroup: ar.RelayGroup, CAFingerprint: pki.Fingerprint(fleetCA),
+		ActivatedAt: time.Now().UTC()}
+	if err := saveActivation(ctx, o.Dir, st, key, cert, fleetCA); err != nil {
+		return nil, err
+	}
+	return &Activation{GUID: ar.GUID, Manager: manager, CAFingerprint: st.CAFingerprint, PolicyID: ar.PolicyID, RelayGroup: ar.RelayGroup,
+		TrustedOnFirstUse: anchor.tofu, Dir: o.Dir}, nil
+}
+
+// prepare fills the defaults and checks what activation needs before anything leaves the machine.
+func (o *ActivateOptions) prepare() (manager string, a trustAnchor, err error) {
 	if o.Dir == "" {
 		o.Dir = DefaultDir
 	}
 	if o.Token == "" {
-		return nil, fmt.Errorf("%w: activation needs a token: dsa_control -a dsm://HOST:4120/ token:TOKEN (dsm_c -action createactivationtoken makes one)", ErrUsage)
+		return "", a, fmt.Errorf("%w: activation needs a token: dsa_control -a dsm://HOST:4120/ token:TOKEN (dsm_c -action createactivationtoken makes one)", ErrUsage)
 	}
-	manager, err := ParseManagerURL(o.URL)
-	if err != nil {
-		return nil, err
+	if manager, err = ParseManagerURL(o.URL); err != nil {
+		return "", a, err
 	}
-	host, _, _ := net.SplitHostPort(manager)
 	if st, err := LoadState(o.Dir); err == nil {
-		return nil, fmt.Errorf("already activated as %s with the Manager %s: reset first with dsa_control -r", st.GUID, st.Manager)
+		return "", a, fmt.Errorf("already activated as %s with the Manager %s: reset first with dsa_control -r", st.GUID, st.Manager)
 	}
-	anchor, err := o.anchor()
-	if err != nil {
-		return nil, err
+	if a, err = o.anchor(); err != nil {
+		return "", a, err
 	}
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
@@ -218,19 +248,21 @@ func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
 	if o.AgentVersion == "" {
 		o.AgentVersion = Version
 	}
-	warn := o.Warn
-	if warn == nil {
-		warn = os.Stderr
+	if o.Warn == nil {
+		o.Warn = os.Stderr
 	}
+	return manager, a, nil
+}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
+// request sends the token and a CSR for key to the Manager over TLS checked against the anchor, and
+// returns the answer and the fleet CA the Manager's chain ended in.
+func (o *ActivateOptions) request(ctx context.Context, manager string, anchor trustAnchor, key *ecdsa.PrivateKey) (fleetapi.ActivateResponse, *x509.Certificate, error) {
+	var ar fleetapi.ActivateResponse
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: o.Hostname}}, key)
 	if err != nil {
-		return nil, err
+		return ar, nil, err
 	}
+	host, _, _ := net.SplitHostPort(manager)
 	var fleetCA *x509.Certificate
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -265,62 +297,53 @@ func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+manager+fleetapi.PathActivate, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return ar, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("activation with %s: %w", manager, unwrapURL(err))
+		return ar, nil, fmt.Errorf("activation with %s: %w", manager, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, fleetapi.MaxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("activation with %s: %w", manager, err)
+		return ar, nil, fmt.Errorf("activation with %s: %w", manager, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("the Manager refused the activation: %s", errorMessage(raw))
+		return ar, nil, fmt.Errorf("the Manager refused the activation: %s", errorMessage(raw))
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("activation with %s failed: %s: %s", manager, resp.Status, errorMessage(raw))
+		return ar, nil, fmt.Errorf("activation with %s failed: %s: %s", manager, resp.Status, errorMessage(raw))
 	case len(raw) > fleetapi.MaxBody:
-		return nil, fmt.Errorf("activation with %s: the answer exceeds %d bytes", manager, fleetapi.MaxBody)
+		return ar, nil, fmt.Errorf("activation with %s: the answer exceeds %d bytes", manager, fleetapi.MaxBody)
 	}
-	var ar fleetapi.ActivateResponse
 	if err := json.Unmarshal(raw, &ar); err != nil {
-		return nil, fmt.Errorf("activation with %s: bad answer: %w", manager, err)
+		return ar, nil, fmt.Errorf("activation with %s: bad answer: %w", manager, err)
 	}
 	if fleetCA == nil {
-		return nil, errors.New("activation: the Manager's chain was never checked")
+		return ar, nil, errors.New("activation: the Manager's chain was never checked")
 	}
-	cert, err := checkIssued(ar, fleetCA, key)
-	if err != nil {
-		return nil, fmt.Errorf("activation with %s: %w", manager, err)
-	}
-	if anchor.tofu {
-		fmt.Fprintf(warn, "WARNING: trust on first use: this agent now trusts the fleet CA that %s sent, %q with SHA-256\n"+
-			"WARNING:   %s\n"+
-			"WARNING: compare it with `dsm_c -action exportdsmcert` on the Manager; if it differs, run dsa_control -r at once.\n",
-			manager, fleetCA.Subject.CommonName, pki.Fingerprint(fleetCA))
-	}
+	return ar, fleetCA, nil
+}
 
-	// Write: key, certificate, CA, then state.json (whose presence means "activated").
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, err
+// saveActivation writes key, certificate, CA, then state.json (whose presence means "activated"),
+// under the state folder's lock.
+func saveActivation(ctx context.Context, dir string, st *State, key *ecdsa.PrivateKey, cert, fleetCA *x509.Certificate) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
 	}
-	unlock, err := lockDir(ctx, o.Dir)
+	unlock, err := lockDir(ctx, dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
-	if st, err := LoadState(o.Dir); err == nil {
-		return nil, fmt.Errorf("activated meanwhile as %s: reset first with dsa_control -r", st.GUID)
+	if cur, err := LoadState(dir); err == nil {
+		return fmt.Errorf("activated meanwhile as %s: reset first with dsa_control -r", cur.GUID)
 	}
 	kb, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	now := time.Now().UTC()
-	st := &State{GUID: ar.GUID, Manager: manager, PolicyID: ar.PolicyID, RelayGroup: ar.RelayGroup, CAFingerprint: pki.Fingerprint(fleetCA), ActivatedAt: now}
 	for _, f := range []struct {
 		name string
 		data []byte
@@ -330,15 +353,11 @@ func Activate(ctx context.Context, o ActivateOptions) (*Activation, error) {
 		{CertFile, pki.PEM(cert), 0o644},
 		{CAFile, pki.PEM(fleetCA), 0o644},
 	} {
-		if err := pki.WriteFile(filepath.Join(o.Dir, f.name), f.data, f.mode); err != nil {
-			return nil, err
+		if err := pki.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return err
 		}
 	}
-	if err := st.save(o.Dir); err != nil {
-		return nil, err
-	}
-	return &Activation{GUID: ar.GUID, Manager: manager, CAFingerprint: st.CAFingerprint, PolicyID: ar.PolicyID, RelayGroup: ar.RelayGroup,
-		TrustedOnFirstUse: anchor.tofu, Dir: o.Dir}, nil
+	return st.save(dir)
 }
 
 // checkIssued checks the activation answer: the certificate is ours, from the CA the TLS chain ended in,

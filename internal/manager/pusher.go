@@ -222,20 +222,8 @@ func (p *pusher) push(ctx context.Context, j agentJob) error {
 	if err != nil {
 		return fmt.Errorf("encode the policy: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "https://"+j.addr+fleetapi.PathPolicy, bytes.NewReader(b))
-	if err != nil {
+	if ok, err := p.put(ctx, j, fleetapi.PathPolicy, "application/json", b, "push", "agent refused the pushed policy"); !ok {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client(j.guid).Do(req)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		p.log.Warn("agent refused the pushed policy", "guid", j.guid, "status", resp.Status, "answer", string(bytes.TrimSpace(msg)))
-		return nil
 	}
 	if err := p.ackFn(ctx, j.guid, j.fp); err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -283,21 +271,30 @@ func (p *pusher) putCRL(ctx context.Context, j agentJob) error {
 	if der == nil {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "https://"+j.addr+fleetapi.PathCRL, bytes.NewReader(der))
-	if err != nil {
+	if ok, err := p.put(ctx, j, fleetapi.PathCRL, fleetapi.CRLContentType, der, "CRL push (the relay fetches it at its next heartbeat)", "relay refused the pushed CRL"); !ok {
 		return err
 	}
-	req.Header.Set("Content-Type", fleetapi.CRLContentType)
+	p.log.Info("CRL pushed to a relay", "guid", j.guid, "bytes", len(der))
+	return nil
+}
+
+// put PUTs body to path on an agent's port 4118. It reports whether the agent took it; a refusal is
+// logged as refused (with the agent's answer) and is no error: retrying would not change the answer.
+func (p *pusher) put(ctx context.Context, j agentJob, path, contentType string, body []byte, what, refused string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "https://"+j.addr+path, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", contentType)
 	resp, err := p.client(j.guid).Do(req)
 	if err != nil {
-		return fmt.Errorf("CRL push (the relay fetches it at its next heartbeat): %w", err)
+		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		p.log.Warn("relay refused the pushed CRL", "guid", j.guid, "status", resp.Status, "answer", string(bytes.TrimSpace(msg)))
-		return nil
+		p.log.Warn(refused, "guid", j.guid, "status", resp.Status, "answer", string(bytes.TrimSpace(msg)))
+		return false, nil
 	}
-	p.log.Info("CRL pushed to a relay", "guid", j.guid, "bytes", len(der))
-	return nil
+	return true, nil
 }
