@@ -423,6 +423,8 @@ func (s *session) status() fleetapi.Status {
 		st.PolicyFingerprint, st.PolicySerial = s.policy.Fingerprint(), s.policy.Serial
 	}
 	st.Relay = s.relaySrv != nil
+	n := s.crlNumber()
+	st.CRLNumber = &n
 	return st
 }
 

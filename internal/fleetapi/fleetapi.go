@@ -272,6 +272,9 @@ type Status struct {
 	LastHeartbeat     string `json:"last_heartbeat"`
 	NegotiatedTLS     string `json:"negotiated_tls"`
 	Relay             bool   `json:"relay"`
+	// CRLNumber is the fleet CRL the agent holds (-1: none; absent from older agents). A relay polled
+	// by the Manager (manager-initiated: it sends no heartbeats) that is behind gets the newer list.
+	CRLNumber *int64 `json:"crl_number,omitempty"`
 }
 
 // WriteJSON answers with v as indented JSON.

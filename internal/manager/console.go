@@ -54,6 +54,7 @@ func (m *Manager) healthz(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) healthGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := m.Writable(); err != nil {
+			w.Header().Set("Cache-Control", "no-store")
 			writeError(w, http.StatusServiceUnavailable, "the Manager takes no requests now, and changed nothing: %v", err)
 			return
 		}
@@ -88,7 +89,10 @@ func (h hooks) Flush(ctx context.Context) {
 
 func (h hooks) SettingsChanged(ctx context.Context) { h.m.Reload(ctx) }
 
-func (h hooks) ManagerCertChanged(ctx context.Context) { h.m.Reload(ctx) }
+func (h hooks) ManagerCertChanged(ctx context.Context) error {
+	h.m.Reload(ctx)
+	return h.m.certInForce()
+}
 
 func (h hooks) Writable() error { return h.m.Writable() }
 

@@ -215,12 +215,18 @@ func (m *Manager) recordAck(guid, fp string) {
 
 // recordStatus notes an agent's answer to a manager-initiated poll, for the next batch. An agent that
 // sends no heartbeats (manager-initiated) confirms a renewal by presenting the new certificate here.
-func (m *Manager) recordStatus(guid, fp, serial string) {
+//
+// A relay polled here sends no heartbeat either, whose answer would name a newer CRL: one that holds an
+// older list than the Manager's (a push it missed while offline) gets the current one now.
+func (m *Manager) recordStatus(guid, fp, serial string, crl *int64) {
 	m.fleet.mu.Lock()
 	st := m.fleet.comps[guid]
 	if st == nil {
 		m.fleet.mu.Unlock()
 		return
+	}
+	if cur := m.currentCRL(); crl != nil && cur != nil && *crl < cur.Number && st.c.Relay && !st.c.Deactivated && st.c.Listen != "" {
+		m.pusher.enqueue(agentJob{kind: jobCRL, guid: guid, addr: st.c.Listen})
 	}
 	confirm := st.c.CertPrevSerial != "" && serial == st.c.CertSerial
 	st.lastSeen = time.Now()

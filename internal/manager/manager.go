@@ -119,6 +119,7 @@ type Manager struct {
 	fileStamp   string
 	settingsVer int64
 	policyErr   string
+	certErr     string // why the certificate in the install folder is not in force, "" when it is
 	healthErr   string // why the install folder is unusable, "" while it is in place
 
 	cancel context.CancelFunc

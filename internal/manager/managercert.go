@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -128,4 +129,23 @@ func (m *Manager) swapCert(cert tls.Certificate, layers tlspolicy.Layers) error 
 		}
 	}
 	return nil
+}
+
+// certInForce says why the certificate in the install folder is not the one the ports serve (nil when
+// it is): a rotation is done only once the running Manager applied it.
+func (m *Manager) certInForce() error {
+	m.mu.Lock()
+	why := m.certErr
+	m.mu.Unlock()
+	cur := m.cert.get()
+	disk, err := pki.ReadCertFile(m.folder.Path(pki.ServerFile))
+	switch {
+	case err != nil:
+		return err
+	case bytes.Equal(disk.Raw, cur.Certificate[0]):
+		return nil
+	case why == "":
+		why = "the ports still serve the previous certificate"
+	}
+	return errors.New(why)
 }

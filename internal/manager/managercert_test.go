@@ -180,3 +180,29 @@ func TestRotateManagerCertRefused(t *testing.T) {
 		})
 	}
 }
+
+// A rotation the running Manager cannot put in force (its java.security has lost its disabledAlgorithms
+// line, so no policy can be computed for the new key) is an error, and the previous certificate stays
+// in force and on disk: what the files hold is what the ports serve.
+func TestRotationNotAppliedIsAnError(t *testing.T) {
+	m := startManager(t, nil)
+	dir := m.folder.Dir
+	before, _ := os.ReadFile(filepath.Join(dir, pki.ServerFile))
+	beforeKey, _ := os.ReadFile(filepath.Join(dir, pki.ServerKeyFile))
+	if err := os.WriteFile(filepath.Join(dir, install.JavaSecurityFile), []byte("# cut short by an editor\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]any
+	code := call(t, m, "POST", "/api/managercert/rotate", apiKey(t, m), map[string]string{"key": "rsa"}, &res)
+	if msg, _ := res["error"].(string); code/100 == 2 || !strings.Contains(msg, "the previous one stays in force") {
+		t.Fatalf("%d %v; want an error saying the previous certificate stays", code, res)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, pki.ServerFile))
+	afterKey, _ := os.ReadFile(filepath.Join(dir, pki.ServerKeyFile))
+	if !bytes.Equal(after, before) || !bytes.Equal(afterKey, beforeKey) {
+		t.Error("manager.pem or its key changed although the rotation was not applied")
+	}
+	if k := pki.KeyTypeOf(served(t, m.ConsoleAddr())); k != pki.ECDSAP256 {
+		t.Errorf("port 4119 serves %s after a rotation that was not applied", k)
+	}
+}

@@ -118,15 +118,18 @@ func (m *Manager) Reload(ctx context.Context) {
 	layers, err := m.loadLayers(ctx)
 	if err != nil {
 		m.policyErr = err.Error()
+		m.certErr = "the TLS policy files have an error, so no policy can be computed for a new certificate: " + err.Error()
 		m.log.Error("TLS policy not changed: the new configuration has an error", "err", err)
 		return
 	}
-	m.policyErr = ""
+	m.policyErr, m.certErr = "", ""
 	switch cert, changed, err := m.loadCert(); {
 	case err != nil:
+		m.certErr = err.Error()
 		m.log.Error("manager certificate not changed: the one in the install folder does not load", "file", m.folder.Path(pki.ServerFile), "err", err)
 	case changed:
 		if err := m.swapCert(cert, layers); err != nil {
+			m.certErr = err.Error()
 			m.log.Error("manager certificate not changed", "file", m.folder.Path(pki.ServerFile), "err", err)
 		} else {
 			return // both ports got policies computed for it

@@ -50,7 +50,7 @@ type pusher struct {
 	log    *slog.Logger
 	tlsCfg *tls.Config // the Manager's certificate and the fleet CA; ServerName set per agent
 	ackFn  func(ctx context.Context, guid, fp string) error
-	status func(guid, fp, serial string) // serial: the certificate the agent's 4118 presented
+	status func(guid, fp, serial string, crl *int64) // serial: the certificate the agent's 4118 presented; crl: the CRL it holds
 	// crl returns the revocation list in force, as DER (nil: none yet); jobCRL sends what it returns when
 	// the job runs, so a queued push never carries an outdated list.
 	crl func() []byte
@@ -60,7 +60,10 @@ type pusher struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool // job keys (GUIDs) with a job queued or running
-	pools    map[string]*agentPool
+	// again holds the CRL jobs asked for while one for the same relay was running: that one may have
+	// read the list before the change, so it runs once more when it ends.
+	again map[string]bool
+	pools map[string]*agentPool
 }
 
 type agentPool struct {
@@ -69,13 +72,13 @@ type agentPool struct {
 }
 
 func newPusher(log *slog.Logger, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error), ca *x509.Certificate, ack func(ctx context.Context, guid, fp string) error,
-	status func(guid, fp, serial string), crl func() []byte) *pusher {
+	status func(guid, fp, serial string, crl *int64), crl func() []byte) *pusher {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &pusher{log: log, ackFn: ack, status: status, crl: crl,
 		tlsCfg:   &tls.Config{RootCAs: pool, GetClientCertificate: cert, MinVersion: tls.VersionTLS12},
 		jobs:     make(chan agentJob, pushQueue),
-		inFlight: map[string]bool{}, pools: map[string]*agentPool{}}
+		inFlight: map[string]bool{}, again: map[string]bool{}, pools: map[string]*agentPool{}}
 }
 
 // run starts the workers and the pool sweeper; they stop with ctx.
@@ -126,6 +129,9 @@ func (p *pusher) wait() {
 func (p *pusher) enqueue(j agentJob) bool {
 	p.mu.Lock()
 	if p.inFlight[j.key()] {
+		if j.kind == jobCRL {
+			p.again[j.key()] = true
+		}
 		p.mu.Unlock()
 		return false
 	}
@@ -144,11 +150,23 @@ func (p *pusher) enqueue(j agentJob) bool {
 }
 
 func (p *pusher) do(ctx context.Context, j agentJob) {
-	defer func() {
+	for {
+		p.call(ctx, j)
 		p.mu.Lock()
-		delete(p.inFlight, j.key())
+		again := p.again[j.key()] && ctx.Err() == nil
+		delete(p.again, j.key())
+		if !again {
+			delete(p.inFlight, j.key())
+		}
 		p.mu.Unlock()
-	}()
+		if !again {
+			return
+		}
+	}
+}
+
+// call makes one agent call and logs a failure.
+func (p *pusher) call(ctx context.Context, j agentJob) {
 	var err error
 	switch j.kind {
 	case jobPoll:
@@ -257,7 +275,7 @@ func (p *pusher) poll(ctx context.Context, j agentJob) error {
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
 		serial = resp.TLS.PeerCertificates[0].SerialNumber.Text(16)
 	}
-	p.status(j.guid, s.PolicyFingerprint, serial)
+	p.status(j.guid, s.PolicyFingerprint, serial, s.CRLNumber)
 	if j.policy != nil && s.PolicyFingerprint != j.fp {
 		return p.push(ctx, j)
 	}

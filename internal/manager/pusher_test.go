@@ -16,7 +16,7 @@ func testPusher(t *testing.T) *pusher {
 		t.Fatal(err)
 	}
 	return newPusher(slog.New(slog.DiscardHandler), (&managerCert{}).clientCert, ca.Cert,
-		func(context.Context, string, string) error { return nil }, func(string, string, string) {}, func() []byte { return nil })
+		func(context.Context, string, string) error { return nil }, func(string, string, string, *int64) {}, func() []byte { return nil })
 }
 
 // A computer has at most one call queued or running; a full queue refuses instead of blocking.

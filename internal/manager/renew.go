@@ -30,6 +30,11 @@ func ownsCert(c store.Computer, leaf *x509.Certificate) bool {
 // renew issues a renewed certificate. Bad input (no PEM CSR, a bad signature, a weak or unknown key, a
 // CommonName other than the GUID) gets a 400 and stores nothing.
 func (m *Manager) renew(w http.ResponseWriter, r *http.Request) {
+	if err := m.Writable(); err != nil {
+		// A certificate issued into a database that is no longer the Manager's would strand the agent.
+		writeError(w, http.StatusServiceUnavailable, "the Manager cannot renew certificates now (the current one stays valid; retried later): %v", err)
+		return
+	}
 	if _, ok := m.agentIdentity(w, r); !ok {
 		return
 	}

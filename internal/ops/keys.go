@@ -200,6 +200,9 @@ func (o *Ops) RevokeAPIKey(ctx context.Context, name string) (KeyRevocation, err
 	if err := CheckKeyName(name); err != nil {
 		return KeyRevocation{}, err
 	}
+	if err := o.writable(); err != nil {
+		return KeyRevocation{}, err
+	}
 	k, err := o.findKey(ctx, name)
 	if err != nil {
 		return KeyRevocation{}, err

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"tlsfleet/internal/pki"
@@ -54,6 +55,8 @@ func (o *Ops) RotateManagerCert(ctx context.Context, r CertRequest) (CertRotatio
 	if err := o.writable(); err != nil {
 		return CertRotation{}, err
 	}
+	o.rotateMu.Lock() // two rotations at once could leave one's key beside the other's certificate
+	defer o.rotateMu.Unlock()
 	ca, err := pki.LoadCA(o.folder.Dir)
 	if err != nil {
 		return CertRotation{}, err
@@ -69,10 +72,22 @@ func (o *Ops) RotateManagerCert(ctx context.Context, r CertRequest) (CertRotatio
 	if err := o.checkCertServes(ctx, sc); err != nil {
 		return CertRotation{}, err
 	}
+	prev, err := o.readPair()
+	if err != nil {
+		return CertRotation{}, err
+	}
 	if err := sc.Write(o.folder.Dir); err != nil {
 		return CertRotation{}, fmt.Errorf("write the new manager certificate: %w", err)
 	}
-	o.hooks.ManagerCertChanged(ctx)
+	if err := o.hooks.ManagerCertChanged(ctx); err != nil {
+		// The running Manager kept the certificate in force: the files go back to it, so that what is on
+		// disk is what the ports serve (and what the next start serves).
+		if rerr := o.writePair(prev); rerr != nil {
+			return CertRotation{}, fmt.Errorf("the running Manager refused the new certificate (%v), and putting the previous one back failed: %w", err, rerr)
+		}
+		o.hooks.ManagerCertChanged(ctx)
+		return CertRotation{}, fmt.Errorf("the running Manager refused the new certificate, and the previous one stays in force and on disk: %w", err)
+	}
 	leaf := sc.TLS.Leaf
 	res := CertRotation{Key: string(pki.KeyTypeOf(leaf)), PreviousKey: string(pki.KeyTypeOf(old)), Fingerprint: pki.Fingerprint(leaf),
 		NotAfter: leaf.NotAfter.UTC().Format("2006-01-02T15:04:05Z"), DNSNames: leaf.DNSNames, IPAddresses: []string{}, Path: o.folder.Path(pki.ServerFile)}
@@ -117,4 +132,26 @@ func CheckPortsServe(listeners []tlspolicy.Listener, layers tlspolicy.Layers) er
 		}
 	}
 	return nil
+}
+
+// certPair is the Manager's certificate and key files as they are on disk.
+type certPair struct{ cert, key []byte }
+
+func (o *Ops) readPair() (certPair, error) {
+	var p certPair
+	var err error
+	if p.cert, err = os.ReadFile(o.folder.Path(pki.ServerFile)); err != nil {
+		return p, fmt.Errorf("the current manager certificate: %w", err)
+	}
+	if p.key, err = os.ReadFile(o.folder.Path(pki.ServerKeyFile)); err != nil {
+		return p, fmt.Errorf("the current manager key: %w", err)
+	}
+	return p, nil
+}
+
+func (o *Ops) writePair(p certPair) error {
+	if err := pki.WriteFile(o.folder.Path(pki.ServerKeyFile), p.key, 0o600); err != nil {
+		return err
+	}
+	return pki.WriteFile(o.folder.Path(pki.ServerFile), p.cert, 0o644)
 }

@@ -8,6 +8,7 @@ package ops
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"tlsfleet/internal/fleet"
@@ -86,8 +87,9 @@ type Hooks interface {
 	// CertsChanged signs the fleet's revocation list anew and pushes it to the relays now (whatever
 	// automaticallySendPolicy says: revocation is not a policy choice).
 	CertsChanged(ctx context.Context)
-	// ManagerCertChanged puts the Manager certificate in the install folder in force now.
-	ManagerCertChanged(ctx context.Context)
+	// ManagerCertChanged puts the Manager certificate in the install folder in force now; an error says
+	// why the running Manager did not (the caller then puts the previous certificate back).
+	ManagerCertChanged(ctx context.Context) error
 	// Writable says why the Manager must not take changes now (its install folder or database was
 	// removed or replaced under it), or nil. Every operation that changes something asks it first.
 	Writable() error
@@ -95,12 +97,12 @@ type Hooks interface {
 
 type noHooks struct{}
 
-func (noHooks) Flush(context.Context)              {}
-func (noHooks) SettingsChanged(context.Context)    {}
-func (noHooks) FleetChanged(context.Context)       {}
-func (noHooks) CertsChanged(context.Context)       {}
-func (noHooks) ManagerCertChanged(context.Context) {}
-func (noHooks) Writable() error                    { return nil }
+func (noHooks) Flush(context.Context)                    {}
+func (noHooks) SettingsChanged(context.Context)          {}
+func (noHooks) FleetChanged(context.Context)             {}
+func (noHooks) CertsChanged(context.Context)             {}
+func (noHooks) ManagerCertChanged(context.Context) error { return nil }
+func (noHooks) Writable() error                          { return nil }
 
 // writable refuses a change the Manager could not keep.
 func (o *Ops) writable() error {
@@ -116,6 +118,8 @@ type Ops struct {
 	folder *install.Folder
 	hooks  Hooks
 	now    func() time.Time
+	// rotateMu serialises certificate rotations of this process.
+	rotateMu sync.Mutex
 }
 
 // New returns the operations over a store and the install folder (the fleet CA certificate, the bundles,
