@@ -67,6 +67,7 @@ type Agent struct {
 	limits    map[tlspolicy.Role]listener.Limits
 	version   string
 	log       *slog.Logger
+	offerLog  offerLimit // refused activation offers: a line per offerLogEvery
 	prefix    string
 	cancel    context.CancelFunc
 	done      chan struct{}

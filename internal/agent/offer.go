@@ -77,7 +77,9 @@ const (
 // about (offerTarget): an offer cannot make it dial anywhere else.
 func (a *Agent) acceptOffer(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	answer := func(code int, public, reason string, args ...any) {
-		a.warn("activation offer refused", append([]any{"from", r.RemoteAddr, "reason", reason}, args...)...)
+		if ok, n := a.offerLog.allow(time.Now()); ok {
+			a.warn("activation offer refused", append([]any{"from", r.RemoteAddr, "reason", reason, "not_logged_before", n}, args...)...)
+		}
 		fleetapi.WriteError(w, code, "%s", public)
 	}
 	var offer fleetapi.ActivationOffer
@@ -178,4 +180,27 @@ func throwawayCert() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// offerLimit lets one refused-offer line per offerLogEvery reach the log: whoever can reach an
+// unactivated agent's port may post offers, and must not be able to fill its log.
+type offerLimit struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const offerLogEvery = 10 * time.Second
+
+// allow reports whether a line may be logged now, and how many were not since the last one.
+func (l *offerLimit) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < offerLogEvery {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return true, n
 }

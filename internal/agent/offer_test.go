@@ -126,3 +126,19 @@ func TestActivationOffers(t *testing.T) {
 		})
 	}
 }
+
+// Refused offers reach the log at most once per offerLogEvery, with the count of those left out.
+func TestOfferLogLimited(t *testing.T) {
+	var l offerLimit
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at   time.Duration
+		ok   bool
+		left int
+	}{{0, true, 0}, {time.Second, false, 0}, {9 * time.Second, false, 0}, {10 * time.Second, true, 2}, {11 * time.Second, false, 0}, {time.Minute, true, 1}}
+	for _, s := range steps {
+		if ok, n := l.allow(t0.Add(s.at)); ok != s.ok || n != s.left {
+			t.Errorf("at %s: allow = %v, %d; want %v, %d", s.at, ok, n, s.ok, s.left)
+		}
+	}
+}
