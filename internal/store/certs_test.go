@@ -119,7 +119,7 @@ func TestCertMigrationBackfills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, _ := fs.Sub(migrations, "migrations")
+	sub, _ := fs.Sub(migrationFiles, "migrations")
 	p, err := goose.NewProvider(goose.DialectSQLite3, raw, sub)
 	if err != nil {
 		t.Fatal(err)

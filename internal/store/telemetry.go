@@ -27,7 +27,7 @@ func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
 	if len(obs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
