@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"tlsfleet/internal/store/storetest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pressly/goose/v3"
@@ -44,70 +45,71 @@ func revokedNow(t *testing.T, db *DB) (map[string]int, int64) {
 // supersedes the old serial only once confirmed, and an unconfirmed renewal's serial when the computer
 // renews again with its old one; every change bumps the CRL number; expired certificates drop out.
 func TestCertLifecycle(t *testing.T) {
-	db, _ := openTemp(t)
-	ctx := t.Context()
-	activateWithCert(t, db, "g1", "a1")
-	activateWithCert(t, db, "g2", "b1")
-	want := func(step string, crl map[string]int, number int64) {
-		t.Helper()
-		got, n := revokedNow(t, db)
-		if diff := cmp.Diff(crl, got); diff != "" || n != number {
-			t.Errorf("%s: CRL number %d (want %d), entries (-want +got):\n%s", step, n, number, diff)
+	eachDB(t, func(t *testing.T, db *DB, b storetest.Backend) {
+		ctx := t.Context()
+		activateWithCert(t, db, "g1", "a1")
+		activateWithCert(t, db, "g2", "b1")
+		want := func(step string, crl map[string]int, number int64) {
+			t.Helper()
+			got, n := revokedNow(t, db)
+			if diff := cmp.Diff(crl, got); diff != "" || n != number {
+				t.Errorf("%s: CRL number %d (want %d), entries (-want +got):\n%s", step, n, number, diff)
+			}
 		}
-	}
-	want("activated", map[string]int{}, 0)
-	db.SetDeactivated(ctx, "g1", true)
-	want("deactivated", map[string]int{"a1": reasonCertificateHold}, 1)
-	db.SetDeactivated(ctx, "g1", true) // again: nothing new to hold
-	want("deactivated twice", map[string]int{"a1": reasonCertificateHold}, 1)
-	db.SetDeactivated(ctx, "g1", false)
-	want("reactivated", map[string]int{}, 2)
+		want("activated", map[string]int{}, 0)
+		db.SetDeactivated(ctx, "g1", true)
+		want("deactivated", map[string]int{"a1": reasonCertificateHold}, 1)
+		db.SetDeactivated(ctx, "g1", true) // again: nothing new to hold
+		want("deactivated twice", map[string]int{"a1": reasonCertificateHold}, 1)
+		db.SetDeactivated(ctx, "g1", false)
+		want("reactivated", map[string]int{}, 2)
 
-	issue := func(sn string) func() (string, string, error) {
-		return func() (string, string, error) { return sn, "2999-01-01T00:00:00Z", nil }
-	}
-	if err := db.Renew(ctx, "g1", "a1", issue("a2")); err != nil {
-		t.Fatal(err)
-	}
-	want("renewed, unconfirmed", map[string]int{}, 2)
-	// The agent never stored a2 and renews again with a1: a2 is superseded.
-	if err := db.Renew(ctx, "g1", "a1", issue("a3")); err != nil {
-		t.Fatal(err)
-	}
-	want("renewed again with the old certificate", map[string]int{"a2": reasonSuperseded}, 3)
-	for _, sn := range []string{"a2", "b1", "zz"} {
-		if err := db.Renew(ctx, "g1", sn, issue("x-"+sn)); !errors.Is(err, ErrCertNotCurrent) {
-			t.Errorf("renewal with %s: %v, want ErrCertNotCurrent", sn, err)
+		issue := func(sn string) func() (string, string, error) {
+			return func() (string, string, error) { return sn, "2999-01-01T00:00:00Z", nil }
 		}
-	}
-	if changed, err := db.ConfirmCert(ctx, "g1", "a1"); err != nil || changed {
-		t.Errorf("a heartbeat with the old certificate confirmed: %v %v", changed, err)
-	}
-	if changed, err := db.ConfirmCert(ctx, "g1", "a3"); err != nil || !changed {
-		t.Errorf("confirm: %v %v", changed, err)
-	}
-	want("confirmed", map[string]int{"a1": reasonSuperseded, "a2": reasonSuperseded}, 4)
-	if changed, _ := db.ConfirmCert(ctx, "g1", "a3"); changed {
-		t.Error("a second confirmation changed something")
-	}
-	c, _ := db.FindComputer(ctx, "g1")
-	if c.CertSerial != "a3" || c.CertPrevSerial != "" {
-		t.Errorf("computer cert %q prev %q", c.CertSerial, c.CertPrevSerial)
-	}
-	// Deactivation holds the current certificate; the superseded stay superseded.
-	db.SetDeactivated(ctx, "g1", true)
-	want("deactivated after renewal", map[string]int{"a1": reasonSuperseded, "a2": reasonSuperseded, "a3": reasonCertificateHold}, 5)
-	if err := db.Renew(ctx, "g1", "a3", issue("a4")); !errors.Is(err, ErrCertNotCurrent) {
-		t.Errorf("a deactivated computer renewed: %v", err)
-	}
-	// Expired certificates drop out of the list.
-	rs, _, _ := db.RevokedCerts(ctx, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))
-	if len(rs) != 0 {
-		t.Errorf("expired certificates listed: %+v", rs)
-	}
-	if cs, _ := db.CertSerials(ctx, "g1"); len(cs) != 3 {
-		t.Errorf("g1 has %d recorded certificates, want 3: %+v", len(cs), cs)
-	}
+		if err := db.Renew(ctx, "g1", "a1", issue("a2")); err != nil {
+			t.Fatal(err)
+		}
+		want("renewed, unconfirmed", map[string]int{}, 2)
+		// The agent never stored a2 and renews again with a1: a2 is superseded.
+		if err := db.Renew(ctx, "g1", "a1", issue("a3")); err != nil {
+			t.Fatal(err)
+		}
+		want("renewed again with the old certificate", map[string]int{"a2": reasonSuperseded}, 3)
+		for _, sn := range []string{"a2", "b1", "zz"} {
+			if err := db.Renew(ctx, "g1", sn, issue("x-"+sn)); !errors.Is(err, ErrCertNotCurrent) {
+				t.Errorf("renewal with %s: %v, want ErrCertNotCurrent", sn, err)
+			}
+		}
+		if changed, err := db.ConfirmCert(ctx, "g1", "a1"); err != nil || changed {
+			t.Errorf("a heartbeat with the old certificate confirmed: %v %v", changed, err)
+		}
+		if changed, err := db.ConfirmCert(ctx, "g1", "a3"); err != nil || !changed {
+			t.Errorf("confirm: %v %v", changed, err)
+		}
+		want("confirmed", map[string]int{"a1": reasonSuperseded, "a2": reasonSuperseded}, 4)
+		if changed, _ := db.ConfirmCert(ctx, "g1", "a3"); changed {
+			t.Error("a second confirmation changed something")
+		}
+		c, _ := db.FindComputer(ctx, "g1")
+		if c.CertSerial != "a3" || c.CertPrevSerial != "" {
+			t.Errorf("computer cert %q prev %q", c.CertSerial, c.CertPrevSerial)
+		}
+		// Deactivation holds the current certificate; the superseded stay superseded.
+		db.SetDeactivated(ctx, "g1", true)
+		want("deactivated after renewal", map[string]int{"a1": reasonSuperseded, "a2": reasonSuperseded, "a3": reasonCertificateHold}, 5)
+		if err := db.Renew(ctx, "g1", "a3", issue("a4")); !errors.Is(err, ErrCertNotCurrent) {
+			t.Errorf("a deactivated computer renewed: %v", err)
+		}
+		// Expired certificates drop out of the list.
+		rs, _, _ := db.RevokedCerts(ctx, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))
+		if len(rs) != 0 {
+			t.Errorf("expired certificates listed: %+v", rs)
+		}
+		if cs, _ := db.CertSerials(ctx, "g1"); len(cs) != 3 {
+			t.Errorf("g1 has %d recorded certificates, want 3: %+v", len(cs), cs)
+		}
+	})
 }
 
 // Migration 00006 records the certificates of computers activated before it and puts those of
