@@ -7,10 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-	"tlsfleet/internal/store/storetest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pressly/goose/v3"
+
+	"tlsfleet/internal/store/storetest"
 )
 
 func activateWithCert(t *testing.T, db *DB, guid, serial string) {

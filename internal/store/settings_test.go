@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
 	"tlsfleet/internal/store/storetest"
 )
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+
 	"tlsfleet/internal/store/storetest"
 )
 
