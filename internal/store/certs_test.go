@@ -3,14 +3,13 @@ package store
 import (
 	"database/sql"
 	"errors"
-	"io/fs"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pressly/goose/v3"
 
+	"tlsfleet/internal/install"
 	"tlsfleet/internal/store/storetest"
 )
 
@@ -116,36 +115,40 @@ func TestCertLifecycle(t *testing.T) {
 // Migration 00006 records the certificates of computers activated before it and puts those of
 // deactivated computers on hold.
 func TestCertMigrationBackfills(t *testing.T) {
-	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "old.db")
-	raw, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	p, err := goose.NewProvider(goose.DialectSQLite3, raw, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		guid, serial string
-		off          int
-	}{{"g-on", "a1", 0}, {"g-off", "b1", 1}, {"g-nocert", "", 0}} {
-		if _, err := raw.ExecContext(ctx, `INSERT INTO computers (guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires,
-			policy_id, relay_group, activated_at, deactivated) VALUES ($1, $1, '', '', '', $2, '2999-01-01T00:00:00Z', '', 'Default Relay Group', '2026-01-01T00:00:00Z', $3)`,
-			c.guid, c.serial, c.off); err != nil {
+	storetest.EachDB(t, func(t *testing.T, b storetest.Backend) {
+		ctx := t.Context()
+		raw, d := rawDB(t, b)
+		sub, _ := d.migrations()
+		p, err := goose.NewProvider(d.goose, raw, sub)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	raw.Close()
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+		if _, err := p.UpTo(ctx, 4); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			guid, serial string
+			off          int
+		}{{"g-on", "a1", 0}, {"g-off", "b1", 1}, {"g-nocert", "", 0}} {
+			if _, err := raw.ExecContext(ctx, `INSERT INTO computers (guid, hostname, platform, agent_version, tls_versions, cert_serial, cert_expires,
+			policy_id, relay_group, activated_at, deactivated) VALUES ($1, $1, '', '', '', $2, '2999-01-01T00:00:00Z', '', 'Default Relay Group', '2026-01-01T00:00:00Z', $3)`,
+				c.guid, c.serial, c.off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		raw.Close()
+		db, err := OpenDatabase(ctx, b.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		backfilled(t, db)
+	})
+}
+
+// backfilled checks what migration 00006 made of TestCertMigrationBackfills' computers.
+func backfilled(t *testing.T, db *DB) {
+	ctx := t.Context()
 	got, number := revokedNow(t, db)
 	if diff := cmp.Diff(map[string]int{"b1": reasonCertificateHold}, got); diff != "" || number != 1 {
 		t.Errorf("after the migration: CRL number %d (want 1), entries (-want +got):\n%s", number, diff)
@@ -159,4 +162,19 @@ func TestCertMigrationBackfills(t *testing.T) {
 	if got, _ := revokedNow(t, db); len(got) != 0 {
 		t.Errorf("reactivating a computer held by the migration left %v", got)
 	}
+}
+
+// rawDB opens b's database without the store (no migrations), and gives its dialect.
+func rawDB(t *testing.T, b storetest.Backend) (*sql.DB, *dialect) {
+	t.Helper()
+	driver, dsn, d := "sqlite", "file:"+b.Database.Path, sqliteDialect
+	if b.Name == install.DatabasePostgres {
+		driver, dsn, d = "pgx", connString(b.Database), postgresDialect
+	}
+	raw, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw, d
 }
