@@ -39,7 +39,7 @@ func TestConnTLS(t *testing.T) {
 	}{
 		{name: "sqlite", db: storetest.SQLite(t).Database, want: ConnTLS{Verified: VerifiedNone}, wantStr: "local file, no network"},
 		{name: "TLS 1.3, not verified", db: shared,
-			want: ConnTLS{Network: true, TLS: true, Version: "TLSv1.3", Cipher: "TLS_AES_256_GCM_SHA384", Verified: VerifiedNone, SSLMode: "require"},
+			want:    ConnTLS{Network: true, TLS: true, Version: "TLSv1.3", Cipher: "TLS_AES_256_GCM_SHA384", Verified: VerifiedNone, SSLMode: "require"},
 			wantStr: "TLSv1.3 TLS_AES_256_GCM_SHA384, server certificate not verified (sslmode=require)"},
 		{name: "TLS 1.2", db: pgTarget(tg12, install.SSLRequire, ""),
 			want: ConnTLS{Network: true, TLS: true, Version: "TLSv1.2", Cipher: "ECDHE-RSA-AES256-GCM-SHA384", Verified: VerifiedNone, SSLMode: "require"}},
