@@ -205,3 +205,17 @@ func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Properties is d as configuration.properties lines (never the password: that is in
+// database.passwordFile or EnvDatabasePassword).
+func (d Database) Properties() string {
+	if d.Type != DatabasePostgres {
+		return fmt.Sprintf("%s=%s\n%s=%s\n", KeyDatabaseType, DatabaseSQLite, KeyDatabaseName, d.Path)
+	}
+	s := fmt.Sprintf("%s=%s\n%s=%s\n%s=%d\n%s=%s\n%s=%s\n%s=%s\n", KeyDatabaseType, DatabasePostgres, KeyDatabaseHost, d.Host,
+		KeyDatabasePort, d.Port, KeyDatabaseName, d.Name, KeyDatabaseUser, d.User, KeyDatabaseSSLMode, d.SSLMode)
+	if d.SSLRootCert != "" {
+		s += fmt.Sprintf("%s=%s\n", KeyDatabaseSSLRootCert, d.SSLRootCert)
+	}
+	return s
+}
