@@ -11,17 +11,6 @@ import (
 	"tlsfleet/internal/store/storetest"
 )
 
-func openTemp(t *testing.T) (*DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tlsfleet.db")
-	db, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, path
-}
-
 func TestSettingsAndEvents(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *DB, b storetest.Backend) {
 		ctx := t.Context()
