@@ -61,7 +61,14 @@ func defaultConfig(consolePort, heartbeatPort int) string {
 # Ports of the console/REST API and of the agent channel:
 %s=%d
 %s=%d
-# The database: an SQLite file in this folder.
+# The database: an SQLite file in this folder. For PostgreSQL (README, "PostgreSQL"), e.g.:
+#   database.type=postgres
+#   database.host=db.example.com
+#   database.name=tlsfleet
+#   database.user=tlsfleet
+#   database.passwordFile=db-password
+#   database.sslmode=verify-full
+#   database.sslrootcert=db-ca.pem
 %s=sqlite
 %s=%s
 # The name activation commands tell agents to reach this Manager at when it listens on every address
