@@ -81,3 +81,16 @@ func TestConnTLS(t *testing.T) {
 		})
 	}
 }
+
+// A database that cannot be reached is an error naming it and the keys to check, never the password.
+func TestPostgresUnreachable(t *testing.T) {
+	d := install.Database{Type: install.DatabasePostgres, Host: "127.0.0.1", Port: testtarget.FreePort(t), Name: "fleet", User: "dsm",
+		Password: "pw-not-in-errors", SSLMode: install.SSLRequire}
+	_, err := OpenDatabase(t.Context(), d)
+	if err == nil || !strings.Contains(err.Error(), "postgres://dsm@127.0.0.1:") || !strings.Contains(err.Error(), "check database.host, database.port") {
+		t.Fatalf("error %v, want the database and the keys to check", err)
+	}
+	if strings.Contains(err.Error(), d.Password) {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}

@@ -38,7 +38,10 @@ func openPostgres(ctx context.Context, d install.Database) (*DB, error) {
 	db.SetMaxOpenConns(PostgresMaxConns)
 	db.SetMaxIdleConns(PostgresMaxIdleConns)
 	db.SetConnMaxIdleTime(PostgresConnMaxIdleTime)
-	return ready(ctx, db, postgresDialect, d.String(), func(ctx context.Context, db *sql.DB) (ConnTLS, error) {
+	fix := fmt.Sprintf("; check %s, %s, %s and the password (%s or %s) in %s, that the server runs and accepts this client (pg_hba.conf), and %s",
+		install.KeyDatabaseHost, install.KeyDatabasePort, install.KeyDatabaseUser, install.KeyDatabasePasswordFile, install.EnvDatabasePassword,
+		install.ConfigFile, install.KeyDatabaseSSLMode)
+	return ready(ctx, db, postgresDialect, d.String(), fix, func(ctx context.Context, db *sql.DB) (ConnTLS, error) {
 		return postgresTLS(ctx, db, d)
 	})
 }

@@ -63,15 +63,15 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ready(ctx, db, sqliteDialect, path, func(context.Context, *sql.DB) (ConnTLS, error) { return localFile, nil })
+	return ready(ctx, db, sqliteDialect, path, "", func(context.Context, *sql.DB) (ConnTLS, error) { return localFile, nil })
 }
 
 // ready pings db, applies the migrations and records the connection's TLS state; what names the
-// database in errors.
-func ready(ctx context.Context, db *sql.DB, d *dialect, what string, connTLS func(context.Context, *sql.DB) (ConnTLS, error)) (*DB, error) {
+// database in errors, fix is added to a failed connection's.
+func ready(ctx context.Context, db *sql.DB, d *dialect, what, fix string, connTLS func(context.Context, *sql.DB) (ConnTLS, error)) (*DB, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", what, err)
+		return nil, fmt.Errorf("open database %s: %w%s", what, err, fix)
 	}
 	if err := migrate(ctx, db, d); err != nil {
 		db.Close()
