@@ -25,9 +25,10 @@ test-deps: ## install what the tests need (openssl, nmap; Debian 12)
 
 test: test-deps lint unit fuzz ## install test dependencies, then lint and run every test suite
 
-unit: ## go vet and every Go test with the race detector (real openssl handshakes included)
+unit: ## go vet and every Go test with the race detector (real openssl handshakes included), the Manager's again on PostgreSQL
 	$(GO) vet $(PKGS)
 	CI=$${CI:-} $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	CI=$${CI:-} TLSFLEET_TEST_DB=postgres $(GO) test -race -count=1 -timeout 30m ./internal/manager/...
 
 fuzz: ## run each fuzz target for FUZZTIME executions
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \

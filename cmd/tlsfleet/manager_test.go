@@ -18,6 +18,7 @@ import (
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/store/storetest"
 	"tlsfleet/internal/testtarget"
 )
 
@@ -32,10 +33,18 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// A setting change the API acknowledged survives a kill -9 of the Manager, every time.
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// A setting change the API acknowledged survives a kill -9 of the Manager, every time, on SQLite and on
+// PostgreSQL (`tlsfleet manager --dir D` with database.type=postgres in D's configuration.properties).
 func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 	bin := buildBinary(t)
+	storetest.EachDB(t, func(t *testing.T, b storetest.Backend) { kill9KeepsAcknowledgedChanges(t, bin, b) })
+}
+
+func kill9KeepsAcknowledgedChanges(t *testing.T, bin string, b storetest.Backend) {
 	dir := filepath.Join(t.TempDir(), "manager")
+	writeDatabaseConfig(t, dir, b)
 	port := testtarget.FreePort(t)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "manager", "--dir", dir, "--console-port", strconv.Itoa(port), "--heartbeat-port", strconv.Itoa(testtarget.FreePort(t)), "--listen", "127.0.0.1")
@@ -63,7 +72,7 @@ func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(t.Context(), folder.DBPath)
+	db, err := store.OpenDatabase(t.Context(), folder.Database)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +101,7 @@ func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 		}
 		cmd.Process.Signal(syscall.SIGKILL) // right after the last acknowledgement
 		cmd.Wait()
-		db, err := store.Open(context.Background(), folder.DBPath)
+		db, err := store.OpenDatabase(context.Background(), folder.Database)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,5 +117,21 @@ func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, install.PasswordFile)); err != nil {
 		t.Errorf("first start wrote no password file: %v", err)
+	}
+}
+
+// writeDatabaseConfig makes dir an install folder whose configuration.properties names b's database.
+func writeDatabaseConfig(t *testing.T, dir string, b storetest.Backend) {
+	t.Helper()
+	if _, err := install.InitFiles(dir, 4119, 4120); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, install.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(b.Database.Properties()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -92,21 +92,24 @@ func installSettings(ctx context.Context, dir string, folder *install.Folder) (t
 	if folder == nil {
 		return tlspolicy.DefaultSettings(), "the defaults (no configuration.properties, so no database)", nil
 	}
-	shown := folder.DBPath // as the caller named the folder
-	if rel, err := filepath.Rel(folder.Dir, folder.DBPath); err == nil && filepath.IsLocal(rel) {
-		shown = filepath.Join(dir, rel)
+	shown := folder.Database.String()
+	if folder.DBPath != "" {
+		shown = folder.DBPath // as the caller named the folder
+		if rel, err := filepath.Rel(folder.Dir, folder.DBPath); err == nil && filepath.IsLocal(rel) {
+			shown = filepath.Join(dir, rel)
+		}
+		if _, err := os.Stat(folder.DBPath); errors.Is(err, fs.ErrNotExist) {
+			return tlspolicy.DefaultSettings(), fmt.Sprintf("the defaults (%s does not exist yet)", shown), nil
+		}
 	}
-	if _, err := os.Stat(folder.DBPath); errors.Is(err, fs.ErrNotExist) {
-		return tlspolicy.DefaultSettings(), fmt.Sprintf("the defaults (%s does not exist yet)", shown), nil
-	}
-	db, err := store.Open(ctx, folder.DBPath)
+	db, err := store.OpenDatabase(ctx, folder.Database)
 	if err != nil {
 		return tlspolicy.Settings{}, "", err
 	}
 	defer db.Close()
 	vals, err := db.Settings(ctx)
 	if err != nil {
-		return tlspolicy.Settings{}, "", fmt.Errorf("reading the settings from %s: %w", folder.DBPath, err)
+		return tlspolicy.Settings{}, "", fmt.Errorf("reading the settings from %s: %w", shown, err)
 	}
 	return settings.Values(vals).Policy(), shown, nil
 }

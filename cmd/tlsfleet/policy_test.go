@@ -16,6 +16,7 @@ import (
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/store/storetest"
 	"tlsfleet/internal/testtarget"
 	"tlsfleet/internal/tlspolicy"
 )
@@ -93,37 +94,45 @@ func TestPolicyCommand(t *testing.T) {
 	}
 }
 
-// tlsfleet policy reads the fleet settings from the install's database, as the Manager does: a raised
-// Manager minimum shows, and enableStrongCiphers says it leaves the Manager's ports alone.
+// tlsfleet policy reads the fleet settings from the install's database (SQLite or PostgreSQL), as the
+// Manager does: a raised Manager minimum shows, and enableStrongCiphers says it leaves the Manager's ports
+// alone.
 func TestPolicyReadsTheInstallsSettings(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, install.ConfigFile), []byte("port=24119\nmanagerPort=24120\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(t.Context(), filepath.Join(dir, install.DefaultDBFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range map[string]string{settings.ManagerMinimumTLS: "TLSv1.3", settings.StrongCiphers: "true"} {
-		if _, _, err := db.SetSetting(t.Context(), name, v, "test"); err != nil {
+	storetest.EachDB(t, func(t *testing.T, b storetest.Backend) {
+		dir := t.TempDir()
+		b.Database.Path = filepath.Join(dir, install.DefaultDBFile)
+		if err := os.WriteFile(filepath.Join(dir, install.ConfigFile), []byte("port=24119\nmanagerPort=24120\n"+b.Database.Properties()), 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	db.Close()
-	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"policy", "--dir", dir, "--port", "24120"}, &stdout, &stderr); err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
-	}
-	for _, want := range []string{
-		"settings: " + filepath.Join(dir, install.DefaultDBFile) + "\n",
-		"Port 24120 (agent-channel)\n  versions:                           TLSv1.3\n",
-		"settings.configuration.restrictManagerMinimumTLSProtocol=TLSv1.3 applies here",
-		"settings.configuration.enableStrongCiphers=true does not apply here: it reaches relays' port 4122 and agents' port 4118",
-	} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		db, err := store.OpenDatabase(t.Context(), b.Database)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		for name, v := range map[string]string{settings.ManagerMinimumTLS: "TLSv1.3", settings.StrongCiphers: "true"} {
+			if _, _, err := db.SetSetting(t.Context(), name, v, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{"policy", "--dir", dir, "--port", "24120"}, &stdout, &stderr); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		shown := b.Database.Path
+		if b.Name == install.DatabasePostgres {
+			shown = b.Database.String()
+		}
+		for _, want := range []string{
+			"settings: " + shown + "\n",
+			"Port 24120 (agent-channel)\n  versions:                           TLSv1.3\n",
+			"settings.configuration.restrictManagerMinimumTLSProtocol=TLSv1.3 applies here",
+			"settings.configuration.enableStrongCiphers=true does not apply here: it reaches relays' port 4122 and agents' port 4118",
+		} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, stdout.String())
+			}
+		}
+	})
 }
 
 // On an install the Manager made with --rsa, on other ports, tlsfleet policy reports what the Manager

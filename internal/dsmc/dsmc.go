@@ -434,7 +434,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, chosen *a
 	}
 	s := &session{folder: folder, stdout: stdout, stderr: stderr, json: asJSON}
 	if act.needsDB {
-		db, err := store.Open(ctx, folder.DBPath)
+		db, err := store.OpenDatabase(ctx, folder.Database)
 		if err != nil {
 			return err
 		}

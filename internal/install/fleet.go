@@ -38,7 +38,9 @@ func (f *Folder) ReadFleetState() (FleetState, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return st, fmt.Errorf("fleet CA: %w", err)
 	}
-	if _, err := os.Stat(f.DBPath); err == nil {
+	if f.Database.Type == DatabasePostgres {
+		st.DBPath, st.DBPresent = f.Database.String(), true // a server's: its computers are counted once open
+	} else if _, err := os.Stat(f.DBPath); err == nil {
 		st.DBPresent = true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return st, err

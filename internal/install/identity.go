@@ -14,7 +14,10 @@ type Identity struct {
 
 // Pin records the identity (device and inode) of the folder and of its database file.
 func (f *Folder) Pin() (*Identity, error) {
-	id := &Identity{paths: []string{f.Dir, f.DBPath}}
+	id := &Identity{paths: []string{f.Dir}}
+	if f.DBPath != "" { // PostgreSQL's files are the server's
+		id.paths = append(id.paths, f.DBPath)
+	}
 	for _, p := range id.paths {
 		fi, err := os.Stat(p)
 		if err != nil {

@@ -46,8 +46,10 @@ type Folder struct {
 	Dir           string
 	ConsolePort   int
 	HeartbeatPort int
-	DBPath        string
-	PublicName    string // manager.publicName, "" when unset
+	// DBPath is the SQLite file; "" on PostgreSQL.
+	DBPath     string
+	Database   Database
+	PublicName string // manager.publicName, "" when unset
 }
 
 // Path returns the path of a file in the folder.
@@ -59,7 +61,14 @@ func defaultConfig(consolePort, heartbeatPort int) string {
 # Ports of the console/REST API and of the agent channel:
 %s=%d
 %s=%d
-# The database: an SQLite file in this folder.
+# The database: an SQLite file in this folder. For PostgreSQL (README, "PostgreSQL"), e.g.:
+#   database.type=postgres
+#   database.host=db.example.com
+#   database.name=tlsfleet
+#   database.user=tlsfleet
+#   database.passwordFile=db-password
+#   database.sslmode=verify-full
+#   database.sslrootcert=db-ca.pem
 %s=sqlite
 %s=%s
 # The name activation commands tell agents to reach this Manager at when it listens on every address
@@ -149,7 +158,7 @@ func Open(dir string) (*Folder, error) {
 		}
 		return nil, err
 	}
-	f := &Folder{Dir: abs, ConsolePort: tlspolicy.PortConsole, HeartbeatPort: tlspolicy.PortAgentChannel, DBPath: filepath.Join(abs, DefaultDBFile)}
+	f := &Folder{Dir: abs, ConsolePort: tlspolicy.PortConsole, HeartbeatPort: tlspolicy.PortAgentChannel}
 	port := func(key string, dst *int) error {
 		pr, ok := cp.Props.Get(key)
 		if !ok {
@@ -176,16 +185,10 @@ func Open(dir string) (*Folder, error) {
 		}
 		f.PublicName = name
 	}
-	if pr, ok := cp.Props.Get(KeyDatabaseType); ok && !strings.EqualFold(strings.TrimSpace(pr.Value), "sqlite") {
-		return nil, fmt.Errorf("%s:%d: %s=%s: this Manager supports sqlite only (PostgreSQL comes with the multi-node issue)", pr.File, pr.Line, KeyDatabaseType, pr.Value)
+	if f.Database, err = readDatabase(cp, abs); err != nil {
+		return nil, err
 	}
-	if pr, ok := cp.Props.Get(KeyDatabaseName); ok && strings.TrimSpace(pr.Value) != "" {
-		name := strings.TrimSpace(pr.Value)
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(abs, name)
-		}
-		f.DBPath = name
-	}
+	f.DBPath = f.Database.Path
 	return f, nil
 }
 

@@ -143,8 +143,8 @@ func TestBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbA := folderA.DBPath
-	dbB := m.folder.DBPath
+	dbA := folderA.Database
+	dbB := m.folder.Database
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			beforeA, beforeB := dumpDB(t, dbA), dumpDB(t, dbB)
@@ -191,9 +191,9 @@ func TestBothWays(t *testing.T) {
 // second's running Manager and an API key for it (a key of the same name exists in both).
 func bothWaysInstalls(t *testing.T) (string, *Manager, string) {
 	t.Helper()
-	seed := func(path string) string {
+	seed := func(d install.Database) string {
 		ctx := t.Context()
-		db, err := store.Open(ctx, path)
+		db, err := store.OpenDatabase(ctx, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,9 +238,9 @@ func bothWaysInstalls(t *testing.T) (string, *Manager, string) {
 	var b *Manager
 	for i := range 2 {
 		m := startManager(t, nil)
-		dir, path := m.folder.Dir, m.folder.DBPath
+		dir, d := m.folder.Dir, m.folder.Database
 		m.Close()
-		key = seed(path)
+		key = seed(d)
 		m2 := startManager(t, func(o *Options) { o.Dir = dir })
 		if i == 0 {
 			m2.Close()
@@ -354,9 +354,9 @@ func normalize(t *testing.T, data []byte, dir string) any {
 // without the columns that differ between two installs by nature; times that may be unset (a key's
 // expiry and revocation) read as "SET" or "". A key's last use is left out: the API's own key is used on
 // one side only.
-func dumpDB(t *testing.T, path string) map[string][]string {
+func dumpDB(t *testing.T, d install.Database) map[string][]string {
 	t.Helper()
-	return storetest.Dump(t, path, storetest.Options{
+	return storetest.DumpDatabase(t, d, storetest.Options{
 		Tables: []string{"settings", "setting_events", "api_keys", "activation_tokens", "computers", "relay_groups", "bundles"},
 		Skip: map[string]bool{"created_at": true, "updated_at": true, "at": true, "activated_at": true, "token_hash": true,
 			"secret_hash": true, "prefix": true, "last_seen": true, "cert_serial": true, "cert_expires": true, "password_hash": true, "id": true,

@@ -186,8 +186,8 @@ func TestRenewalBadInput(t *testing.T) {
 		{"another computer's name", renewBody(csrFor(t, good, "other-guid")), "other-guid\\\": a renewal keeps the computer's GUID"},
 		{"unknown field", `{"csr":` + mustJSON(valid) + `,"guid":"x"}`, "unknown field"},
 	}
-	dbPath := m.folder.DBPath
-	before := storetest.Dump(t, dbPath, storetest.Options{Tables: []string{"computers", "cert_serials", "change_counter"}})
+	database := m.folder.Database
+	before := storetest.DumpDatabase(t, database, storetest.Options{Tables: []string{"computers", "cert_serials", "change_counter"}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, msg, _ := renewWith(t, m, c, tt.body, good)
@@ -196,7 +196,7 @@ func TestRenewalBadInput(t *testing.T) {
 			}
 		})
 	}
-	after := storetest.Dump(t, dbPath, storetest.Options{Tables: []string{"computers", "cert_serials", "change_counter"}})
+	after := storetest.DumpDatabase(t, database, storetest.Options{Tables: []string{"computers", "cert_serials", "change_counter"}})
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Errorf("bad renewals changed rows (-before +after):\n%s", diff)
 	}

@@ -60,7 +60,7 @@ func (m *Manager) openStore(ctx context.Context) error {
 			return err // before a new database is created
 		}
 	}
-	db, err := store.Open(ctx, m.folder.DBPath)
+	db, err := store.OpenDatabase(ctx, m.folder.Database)
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,8 @@ type Store interface {
 	SetPolicyAcked(ctx context.Context, guid, fingerprint string) error
 	AddObservations(ctx context.Context, obs []store.Observation) error
 	PruneObservations(ctx context.Context, before string) (int64, error)
+	// ConnTLS is the TLS state of the database connection (a local file for SQLite).
+	ConnTLS() store.ConnTLS
 	Close() error
 }
 
@@ -180,7 +182,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		m.log.Warn("the listen addresses are not recorded for dsm_c", "err", err)
 	}
 	ok = true
-	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
+	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.Database.String(), "database_tls", m.db.ConnTLS().String())
 	return m, nil
 }
 
@@ -295,6 +297,9 @@ func (m *Manager) ConsoleAddr() string { return m.consoleLn.Addr().String() }
 
 // AgentAddr is the agent channel's address.
 func (m *Manager) AgentAddr() string { return m.agentLn.Addr().String() }
+
+// DatabaseTLS is the TLS state of the Manager's own database connection, recorded when it opened.
+func (m *Manager) DatabaseTLS() store.ConnTLS { return m.db.ConnTLS() }
 
 // Folder is the install folder.
 func (m *Manager) Folder() *install.Folder { return m.folder }

@@ -19,6 +19,7 @@ import (
 	"tlsfleet/internal/auth"
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/store"
+	"tlsfleet/internal/store/storetest"
 	"tlsfleet/internal/telemetry"
 	"tlsfleet/internal/testtarget"
 )
@@ -28,6 +29,9 @@ func startManager(t *testing.T, tune func(*Options)) *Manager {
 	t.Helper()
 	o := Options{Dir: filepath.Join(t.TempDir(), "manager"), ConsolePort: testtarget.FreePort(t), HeartbeatPort: testtarget.FreePort(t), Listen: "127.0.0.1",
 		PollInterval: 200 * time.Millisecond, FlushInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	if os.Getenv(envTestDB) == install.DatabasePostgres {
+		useDatabase(t, o.Dir, storetest.Postgres(t))
+	}
 	if tune != nil {
 		tune(&o)
 	}

@@ -52,7 +52,7 @@ func (s *DB) RecordCheckIns(ctx context.Context, batch []CheckIn) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}

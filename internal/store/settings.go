@@ -29,7 +29,7 @@ func (s *DB) Settings(ctx context.Context) (map[string]string, error) {
 // returns the previous value ("" if none) and whether anything changed; setting the same value again
 // records nothing.
 func (s *DB) SetSetting(ctx context.Context, name, value, actor string) (old string, changed bool, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return "", false, err
 	}

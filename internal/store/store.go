@@ -1,9 +1,9 @@
 // Package store is the Manager's persistence: settings and their change events, API keys and admins,
 // activation tokens, computers and their released policies, relay groups, bundles and the handshake
-// telemetry, one file per concern. Open gives the SQLite implementation (a file in the install folder);
-// its consumers (internal/ops, internal/manager) see it only through the small interfaces they own. The
-// statements use $n parameters, ON CONFLICT and RETURNING so that a PostgreSQL implementation can share
-// them.
+// telemetry, one file per concern. Open gives the SQLite implementation (a file in the install folder),
+// OpenDatabase the one the install folder's configuration.properties chooses: SQLite or PostgreSQL
+// (postgres.go), the same statements and migrations on both, their differences in dialect.go. Its
+// consumers (internal/ops, internal/manager) see it only through the small interfaces they own.
 package store
 
 import (
@@ -12,21 +12,32 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"time"
 
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"tlsfleet/internal/install"
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
 
 // DB is an open store.
 type DB struct {
-	db *sql.DB
+	db      *sql.DB
+	dialect *dialect
+	tls     ConnTLS
+}
+
+// OpenDatabase opens the database d names (install.Folder.Database) and applies the migrations.
+func OpenDatabase(ctx context.Context, d install.Database) (*DB, error) {
+	if d.Type == install.DatabasePostgres {
+		return openPostgres(ctx, d)
+	}
+	return Open(ctx, d.Path)
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies the migrations. WAL lets a
@@ -43,7 +54,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	// A transaction takes the write lock when it begins: one that reads and then writes would otherwise
 	// fail at once (SQLITE_BUSY, BUSY_SNAPSHOT) when another connection wrote in between, busy_timeout
-	// or not (e.g. a renewal confirmed beside a telemetry flush).
+	// or not (e.g. a renewal confirmed beside a telemetry flush). dialect.go has PostgreSQL's equivalent.
 	q.Set("_txlock", "immediate")
 	// Every connection the pool opens later opens the file the first one did, or fails: an install
 	// folder removed or replaced under the Manager must not get a new, empty database.
@@ -52,23 +63,34 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	if err := migrate(ctx, db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("database %s: %w", path, err)
-	}
-	return &DB{db: db}, nil
+	return ready(ctx, db, sqliteDialect, path, "", func(context.Context, *sql.DB) (ConnTLS, error) { return localFile, nil })
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
-	sub, err := fs.Sub(migrations, "migrations")
+// ready pings db, applies the migrations and records the connection's TLS state; what names the
+// database in errors, fix is added to a failed connection's.
+func ready(ctx context.Context, db *sql.DB, d *dialect, what, fix string, connTLS func(context.Context, *sql.DB) (ConnTLS, error)) (*DB, error) {
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w%s", what, err, fix)
+	}
+	if err := migrate(ctx, db, d); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: %w", what, err)
+	}
+	st, err := connTLS(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: reading its connection's TLS state: %w", what, err)
+	}
+	return &DB{db: db, dialect: d, tls: st}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+	sub, err := d.migrations()
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	p, err := goose.NewProvider(d.goose, db, sub)
 	if err != nil {
 		return err
 	}
@@ -91,7 +113,7 @@ var ErrNotFound = errors.New("not found")
 
 // inTx runs f in a transaction that also bumps the fleet counter.
 func (s *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -104,6 +126,9 @@ func (s *DB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// begin starts a write transaction that holds the database's write lock from its start (dialect.go).
+func (s *DB) begin(ctx context.Context) (*sql.Tx, error) { return s.dialect.begin(ctx, s.db) }
 
 func boolInt(b bool) int {
 	if b {

@@ -27,7 +27,7 @@ func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
 	if len(obs) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -53,11 +53,22 @@ func (s *DB) AddObservations(ctx context.Context, obs []Observation) error {
 // PruneObservations deletes the counts last seen before the given time (RFC 3339): telemetry is kept for
 // a retention period, not for ever.
 func (s *DB) PruneObservations(ctx context.Context, before string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM tls_observations WHERE last_seen < $1`, before)
+	// Under the write lock, as the flush that upserts these rows: on PostgreSQL a DELETE of many rows
+	// beside a flush could otherwise lock them in another order (a deadlock, one of the two aborted).
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return res.RowsAffected()
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM tls_observations WHERE last_seen < $1`, before)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // Observations returns the counts last seen at or after since (RFC 3339), for one port or all (0),

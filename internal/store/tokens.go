@@ -29,7 +29,7 @@ var ErrTokenInvalid = errors.New("activation token unknown, expired or used up")
 // leaves the token and the inventory as they were. issue is called inside the transaction (after the
 // token checks) to make the certificate; its error aborts everything.
 func (s *DB) Activate(ctx context.Context, tokenHash string, at time.Time, c Computer, issue func(tok ActivationToken) (Computer, error)) (Computer, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return Computer{}, err
 	}

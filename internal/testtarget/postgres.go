@@ -1,6 +1,7 @@
 package testtarget
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,11 @@ type PostgresConfig struct {
 	Ciphers string
 	// ClientOrder sets ssl_prefer_server_ciphers=off (PostgreSQL's default is on: server order).
 	ClientOrder bool
+	// SSLOff starts the server with ssl=off: it answers an SSLRequest with 'N', and the target has no
+	// versions or suites.
+	SSLOff bool
+	// MaxConnections sets max_connections (default 20); a server that many stores share needs more.
+	MaxConnections int
 }
 
 // postgresBinDir finds the directory of the PostgreSQL server binaries: the newest
@@ -83,9 +89,11 @@ func Postgres(t testing.TB, cfg PostgresConfig) *Target {
 
 	tg := &Target{Name: cfg.Name, ServerOrder: !cfg.ClientOrder, CertKey: cert.Key, CertSig: cert.Sig, Cert: cert,
 		StartTLS: "postgres"}
-	tg.Versions, tg.Suites, err = OpenSSLTruth(openssl, versions, cfg.Ciphers, "", cert.OpenSSLAuth)
-	if err != nil {
-		t.Fatalf("testtarget %s: %v", cfg.Name, err)
+	if !cfg.SSLOff {
+		tg.Versions, tg.Suites, err = OpenSSLTruth(openssl, versions, cfg.Ciphers, "", cert.OpenSSLAuth)
+		if err != nil {
+			t.Fatalf("testtarget %s: %v", cfg.Name, err)
+		}
 	}
 	for _, v := range tg.Versions {
 		for _, s := range tg.Suites[v] {
@@ -105,7 +113,7 @@ func Postgres(t testing.TB, cfg PostgresConfig) *Target {
 		cmd.Dir = dir
 		return cmd
 	})
-	waitPostgres(t, cfg.Name, tg.Addr)
+	waitPostgres(t, cfg.Name, tg.Addr, map[bool]byte{false: 'S', true: 'N'}[cfg.SSLOff])
 	return tg
 }
 
@@ -165,14 +173,14 @@ func postgresSettings(cfg PostgresConfig, dir string, cert *Cert, lo, hi string)
 	settings := []string{
 		"listen_addresses=127.0.0.1",
 		"unix_socket_directories=" + dir,
-		"ssl=on",
+		"ssl=" + map[bool]string{false: "on", true: "off"}[cfg.SSLOff],
 		"ssl_cert_file=" + cert.CertFile,
 		"ssl_key_file=" + cert.KeyFile,
 		"ssl_ciphers=" + cfg.Ciphers,
 		"ssl_min_protocol_version=" + pgVersion(lo),
 		"ssl_prefer_server_ciphers=" + map[bool]string{true: "off", false: "on"}[cfg.ClientOrder],
 		"fsync=off",
-		"max_connections=20",
+		"max_connections=" + strconv.Itoa(cmp.Or(cfg.MaxConnections, 20)),
 		"shared_buffers=16MB",
 	}
 	if cfg.MaxProtocol != "" {
@@ -181,12 +189,13 @@ func postgresSettings(cfg PostgresConfig, dir string, cert *Cert, lo, hi string)
 	return settings
 }
 
-// waitPostgres waits (up to 20 s) until the server at addr answers an SSLRequest with 'S'.
-func waitPostgres(t testing.TB, name, addr string) {
+// waitPostgres waits (up to 20 s) until the server at addr answers an SSLRequest with want ('S' with
+// ssl=on, 'N' with ssl=off).
+func waitPostgres(t testing.TB, name, addr string, want byte) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := PostgresSSLRequest(addr)
+		err := postgresSSLAnswer(addr, want)
 		if err == nil {
 			break
 		}
@@ -207,7 +216,10 @@ func orDefault(s, def string) string {
 
 // PostgresSSLRequest sends PostgreSQL's SSLRequest to addr and checks that the server answers 'S'
 // (ready to start TLS).
-func PostgresSSLRequest(addr string) error {
+func PostgresSSLRequest(addr string) error { return postgresSSLAnswer(addr, 'S') }
+
+// postgresSSLAnswer sends an SSLRequest to addr and checks that the server answers want.
+func postgresSSLAnswer(addr string, want byte) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
@@ -221,8 +233,8 @@ func PostgresSSLRequest(addr string) error {
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return fmt.Errorf("postgres %s: no answer to SSLRequest: %w", addr, err)
 	}
-	if b[0] != 'S' {
-		return fmt.Errorf("postgres %s: SSLRequest answered %q, want 'S'", addr, b[0])
+	if b[0] != want {
+		return fmt.Errorf("postgres %s: SSLRequest answered %q, want %q", addr, b[0], want)
 	}
 	return nil
 }

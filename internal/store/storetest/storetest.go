@@ -1,15 +1,18 @@
 // Package storetest reads a store's database with plain SQL, for tests that check which rows an action
-// changed (or that bad input changed none).
+// changed (or that bad input changed none), and runs tests on SQLite and on PostgreSQL (EachDB).
 package storetest
 
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"tlsfleet/internal/install"
 )
 
 // Options choose what Dump reads.
@@ -24,14 +27,28 @@ type Options struct {
 // by table.
 func Dump(t testing.TB, path string, o Options) map[string][]string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	return DumpDatabase(t, install.Database{Type: install.DatabaseSQLite, Path: path}, o)
+}
+
+// DumpDatabase is Dump of the SQLite or PostgreSQL database d.
+func DumpDatabase(t testing.TB, d install.Database, o Options) map[string][]string {
+	t.Helper()
+	driver, dsn, list := "sqlite", "file:"+d.Path+"?mode=ro", `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
+	if d.Type == install.DatabasePostgres {
+		driver, list = "pgx", `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`
+		dsn = fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s", d.Host, d.Port, d.Name, d.User, d.SSLMode)
+		if d.SSLRootCert != "" {
+			dsn += " sslrootcert=" + d.SSLRootCert
+		}
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	tables := o.Tables
 	if tables == nil {
-		tables = query(t, db, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+		tables = query(t, db, list)
 	}
 	out := map[string][]string{}
 	for _, table := range tables {
