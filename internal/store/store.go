@@ -26,7 +26,8 @@ var migrations embed.FS
 
 // DB is an open store.
 type DB struct {
-	db *sql.DB
+	db  *sql.DB
+	now func() time.Time // the leases' clock (SetClock); nil is time.Now
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies the migrations. WAL lets a
