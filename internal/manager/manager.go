@@ -50,6 +50,10 @@ type Store interface {
 	SetPolicyAcked(ctx context.Context, guid, fingerprint string) error
 	AddObservations(ctx context.Context, obs []store.Observation) error
 	PruneObservations(ctx context.Context, before string) (int64, error)
+	RegisterNode(ctx context.Context, n store.ManagerNode) error
+	TouchNode(ctx context.Context, name string, at time.Time) (bool, error)
+	TryLease(ctx context.Context, job, node string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, job, node string) error
 	Close() error
 }
 
@@ -83,7 +87,9 @@ type Options struct {
 	NewFleet bool
 	// HeartbeatSeconds, when set, stores settings.configuration.heartbeatPeriodSeconds (tests, demonstrations).
 	HeartbeatSeconds int
-	Logger           *slog.Logger
+	// Version is what this node registers as (listmanagernodes); default "dev".
+	Version string
+	Logger  *slog.Logger
 }
 
 // Manager is a running Manager.
@@ -104,6 +110,7 @@ type Manager struct {
 	cert               managerCert
 	fleet              fleetState
 	crl                crlState
+	node               nodeState
 	flushMu            sync.Mutex
 	pusher             *pusher
 	ops                *ops.Ops
@@ -137,6 +144,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	o.FlushInterval = cmp.Or(o.FlushInterval, DefaultFlushInterval)
 	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
 	o.HeaderTimeout = cmp.Or(o.HeaderTimeout, DefaultHeaderTimeout)
+	o.Version = cmp.Or(o.Version, "dev")
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -166,7 +174,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		}
 		return nil
 	})
-	if _, err := m.refreshCRL(ctx); err != nil {
+	if _, err := m.refreshCRL(ctx, false); err != nil {
 		return nil, fmt.Errorf("fleet CRL: %w", err)
 	}
 	if err := m.buildPolicies(ctx); err != nil {
@@ -179,6 +187,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		m.log.Warn("the listen addresses are not recorded for dsm_c", "err", err)
 	}
 	ok = true
+	m.startBackground()
 	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.DBPath)
 	return m, nil
 }
@@ -255,13 +264,28 @@ func (m *Manager) startListeners(ctx context.Context) error {
 	}
 	m.serve(m.consoleLn, m.consoleHandler())
 	m.serve(m.agentLn, m.agentHandler())
+	return nil
+}
+
+// startBackground registers this node (after the listen addresses are recorded: they are what it
+// registers) and starts the background work: the pusher, telemetry flushes, policy watching and the
+// fleet loop.
+func (m *Manager) startBackground() {
+	rctx := m.runCtx
 	m.pusher.run(rctx)
-	m.release(rctx) // policies of new computers, and of all when settings changed while stopped
+	if err := m.registerNode(rctx); err != nil {
+		m.log.Error("registering this manager node; the fleet loop tries again", "err", err)
+	}
+	m.nodesChanged(rctx)
+	if m.isLeader() {
+		m.release(rctx) // policies of new computers, and of all when settings changed while stopped
+	} else if err := m.refreshFleet(rctx); err != nil {
+		m.log.Error("reading computers", "err", err)
+	}
 	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.tel.Run(rctx, m.opts.FlushInterval) }()
 	go func() { defer m.wg.Done(); m.watch(rctx) }()
 	go func() { defer m.wg.Done(); m.fleetLoop(rctx) }()
-	return nil
 }
 
 func (m *Manager) consoleListener() tlspolicy.Listener {
@@ -311,6 +335,7 @@ func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	m.pusher.wait()
+	m.leaveNodes(ctx)
 	err := m.db.Close()
 	m.lock.Release()
 	return err
