@@ -141,4 +141,3 @@ func TestRunningAgentFailsOver(t *testing.T) {
 		}
 	}
 }
-
