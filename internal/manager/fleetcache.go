@@ -139,6 +139,7 @@ func (m *Manager) fleetLoop(ctx context.Context) {
 			lastPoll = time.Now()
 			m.pollAgents()
 		}
+		m.node.rounds.Add(1)
 	}
 }
 

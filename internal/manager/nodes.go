@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tlsfleet/internal/fleet"
@@ -30,6 +31,7 @@ type nodeState struct {
 	leader  bool     // this node held the fleet lease at the last round
 	online  []string // the online nodes' agent channels at the last round (the leader's view)
 	started bool     // registered: Close releases the lease
+	rounds  atomic.Int64 // finished rounds of the fleet loop (tests wait on it)
 }
 
 // registerNode records this node in the database (name, addresses, version, start) and tries for the

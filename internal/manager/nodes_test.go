@@ -1,0 +1,129 @@
+package manager
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"tlsfleet/internal/fleetapi"
+	"tlsfleet/internal/install"
+	"tlsfleet/internal/pki"
+	"tlsfleet/internal/testtarget"
+)
+
+// secondNode starts another Manager node on a's database (database.name in its own install folder) and
+// a's fleet CA: what several nodes on one shared database are, on one SQLite file.
+func secondNode(t *testing.T, a *Manager, name string) *Manager {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "node-"+name)
+	cp, hp := testtarget.FreePort(t), testtarget.FreePort(t)
+	if _, err := install.InitFiles(dir, cp, hp); err != nil {
+		t.Fatal(err)
+	}
+	appendConfig(t, dir, install.KeyDatabaseName+"="+a.folder.DBPath)
+	appendConfig(t, dir, install.KeyNodeName+"="+name)
+	for _, f := range []string{pki.CAFile, pki.CAKeyFile} {
+		b, err := os.ReadFile(a.folder.Path(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startManager(t, func(o *Options) { o.Dir, o.ConsolePort, o.HeartbeatPort = dir, cp, hp })
+}
+
+// appendConfig adds a line to an install's configuration.properties.
+func appendConfig(t *testing.T, dir, line string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, install.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leaders counts the nodes that run the fleet jobs.
+func leaders(ms ...*Manager) int {
+	n := 0
+	for _, m := range ms {
+		if m.isLeader() {
+			n++
+		}
+	}
+	return n
+}
+
+// Two Manager nodes on one database: both are listed online; exactly one runs the fleet jobs; an agent
+// activated through one heartbeats through the other, and its policy lists both nodes' agent channels;
+// when the job runner stops, the other takes the jobs over and is listed alone online in time.
+func TestTwoNodesOneDatabase(t *testing.T) {
+	a := startManager(t, func(o *Options) { o.Logger = slog.New(slog.DiscardHandler) })
+	b := secondNode(t, a, "node-b")
+	nodes, err := a.Ops().ListManagerNodes(t.Context())
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("nodes %+v %v", nodes, err)
+	}
+	for _, n := range nodes {
+		if n.Status != "online" {
+			t.Errorf("node %s is %s", n.Name, n.Status)
+		}
+	}
+	if n := leaders(a, b); n != 1 {
+		t.Fatalf("%d nodes run the fleet jobs, want 1", n)
+	}
+
+	agent := activateTestAgent(t, a, "web1")
+	both := []string{a.AgentAddr(), b.AgentAddr()}
+	slices.Sort(both)
+	var policy *fleetapi.Policy
+	eventually(t, 5*time.Second, "a heartbeat through node B with the policy listing both nodes", func() bool {
+		code, hr, _ := agent.beat(t, b, fleetapi.Heartbeat{AgentVersion: "1.0", TLSVersions: []string{"TLSv1.3"}})
+		if code == 200 && hr.Policy != nil {
+			policy = hr.Policy
+		}
+		return code == 200 && policy != nil && slices.Equal(policy.Managers, both)
+	})
+	for range 5 { // through rounds of both nodes' fleet loops: never two job runners
+		ra, rb := a.node.rounds.Load(), b.node.rounds.Load()
+		eventually(t, 5*time.Second, "a round of both fleet loops", func() bool {
+			return a.node.rounds.Load() > ra && b.node.rounds.Load() > rb
+		})
+		if n := leaders(a, b); n != 1 {
+			t.Fatalf("%d nodes run the fleet jobs, want 1", n)
+		}
+	}
+
+	leader, other := a, b
+	if b.isLeader() {
+		leader, other = b, a
+	}
+	leader.Close()
+	eventually(t, 3*time.Second, "the other node taking the fleet jobs over", other.isLeader)
+	eventually(t, 5*time.Second, "the stopped node listed offline", func() bool {
+		nodes, err := other.Ops().ListManagerNodes(t.Context())
+		if err != nil {
+			return false
+		}
+		online := 0
+		for _, n := range nodes {
+			if n.Status == "online" {
+				online++
+			}
+		}
+		return online == 1
+	})
+	// One node left: the policies no longer list nodes (a single Manager's policies are as they were).
+	eventually(t, 5*time.Second, "a policy without the manager list", func() bool {
+		code, hr, _ := agent.beat(t, other, fleetapi.Heartbeat{})
+		return code == 200 && hr.Policy != nil && hr.Policy.Managers == nil
+	})
+}
