@@ -28,9 +28,9 @@ func (m *Manager) leaseTTL() time.Duration { return fleet.NodeOffline * m.opts.F
 type nodeState struct {
 	mu      sync.Mutex
 	self    store.ManagerNode
-	leader  bool     // this node held the fleet lease at the last round
-	online  []string // the online nodes' agent channels at the last round (the leader's view)
-	started bool     // registered: Close releases the lease
+	leader  bool         // this node held the fleet lease at the last round
+	online  []string     // the online nodes' agent channels at the last round (the leader's view)
+	started bool         // registered: Close releases the lease
 	rounds  atomic.Int64 // finished rounds of the fleet loop (tests wait on it)
 }
 
