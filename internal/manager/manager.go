@@ -285,7 +285,8 @@ func (m *Manager) startBackground() {
 	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.tel.Run(rctx, m.opts.FlushInterval) }()
 	go func() { defer m.wg.Done(); m.watch(rctx) }()
-	go func() { defer m.wg.Done(); m.fleetLoop(rctx) }()
+	m.node.stopped = make(chan struct{})
+	go func() { defer m.wg.Done(); defer close(m.node.stopped); m.fleetLoop(rctx) }()
 }
 
 func (m *Manager) consoleListener() tlspolicy.Listener {

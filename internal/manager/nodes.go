@@ -28,10 +28,11 @@ func (m *Manager) leaseTTL() time.Duration { return fleet.NodeOffline * m.opts.F
 type nodeState struct {
 	mu      sync.Mutex
 	self    store.ManagerNode
-	leader  bool         // this node held the fleet lease at the last round
-	online  []string     // the online nodes' agent channels at the last round (the leader's view)
-	started bool         // registered: Close releases the lease
-	rounds  atomic.Int64 // finished rounds of the fleet loop (tests wait on it)
+	leader  bool          // this node held the fleet lease at the last round
+	online  []string      // the online nodes' agent channels at the last round (the leader's view)
+	started bool          // registered: Close releases the lease
+	rounds  atomic.Int64  // finished rounds of the fleet loop (tests wait on it)
+	stopped chan struct{} // closed when the fleet loop has returned
 }
 
 // registerNode records this node in the database (name, addresses, version, start) and tries for the

@@ -127,3 +127,22 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 		return code == 200 && hr.Policy != nil && hr.Policy.Managers == nil
 	})
 }
+
+// A job runner that dies (its fleet loop stops, no lease released) leaves its lease to expire: the
+// other node takes the jobs over after the lease's TTL, not before.
+func TestDeadNodeLeaseExpires(t *testing.T) {
+	a := startManager(t, nil)
+	b := secondNode(t, a, "node-b")
+	eventually(t, 5*time.Second, "one job runner", func() bool { return leaders(a, b) == 1 })
+	leader, other := a, b
+	if b.isLeader() {
+		leader, other = b, a
+	}
+	leader.cancel() // the background work stops as in a kill -9: nothing is released
+	<-leader.node.stopped
+	died := time.Now()
+	took := eventually(t, 5*time.Second, "the other node taking the fleet jobs over", other.isLeader)
+	if ttl := leader.leaseTTL(); time.Since(died) < ttl-other.opts.FlushInterval {
+		t.Errorf("took over after %s, before the lease's TTL %s expired", took, ttl)
+	}
+}
