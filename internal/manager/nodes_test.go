@@ -1,8 +1,12 @@
 package manager
 
 import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,13 +15,15 @@ import (
 
 	"tlsfleet/internal/fleetapi"
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
+	"tlsfleet/internal/settings"
 	"tlsfleet/internal/testtarget"
 )
 
 // secondNode starts another Manager node on a's database (database.name in its own install folder) and
 // a's fleet CA: what several nodes on one shared database are, on one SQLite file.
-func secondNode(t *testing.T, a *Manager, name string) *Manager {
+func secondNode(t *testing.T, a *Manager, name string, tune ...func(*Options)) *Manager {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "node-"+name)
 	cp, hp := testtarget.FreePort(t), testtarget.FreePort(t)
@@ -35,7 +41,12 @@ func secondNode(t *testing.T, a *Manager, name string) *Manager {
 			t.Fatal(err)
 		}
 	}
-	return startManager(t, func(o *Options) { o.Dir, o.ConsolePort, o.HeartbeatPort = dir, cp, hp })
+	return startManager(t, func(o *Options) {
+		for _, f := range tune {
+			f(o)
+		}
+		o.Dir, o.ConsolePort, o.HeartbeatPort = dir, cp, hp
+	})
 }
 
 // appendConfig adds a line to an install's configuration.properties.
@@ -145,4 +156,90 @@ func TestDeadNodeLeaseExpires(t *testing.T) {
 	if ttl := leader.leaseTTL(); time.Since(died) < ttl-other.opts.FlushInterval {
 		t.Errorf("took over after %s, before the lease's TTL %s expired", took, ttl)
 	}
+}
+
+// A change made through one node (its API: the operations layer with its hooks) takes effect on the
+// other within 2 s, with the default intervals (settings polled every 500 ms, the fleet loop every
+// second): a setting on its ports, a policy on an agent heartbeating there, an API key revocation on
+// its API (at once: keys are read on every request), a deactivation on its agent channel.
+func TestChangesOnOneNodeReachTheOther(t *testing.T) {
+	defaults := func(o *Options) { o.PollInterval, o.FlushInterval = DefaultPollInterval, DefaultFlushInterval }
+	a := startManager(t, defaults)
+	b := secondNode(t, a, "node-b", defaults)
+	ctx := t.Context()
+	agent := activateTestAgent(t, a, "web1")
+	eventually(t, 5*time.Second, "node B answering the agent with its policy", func() bool {
+		code, hr, _ := agent.beat(t, b, fleetapi.Heartbeat{AgentVersion: "1.0", TLSVersions: []string{"TLSv1.2", "TLSv1.3"}})
+		return code == 200 && hr.Policy != nil
+	})
+	key, err := a.Ops().CreateAPIKey(ctx, ops.KeyRequest{Name: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := rawCall(t, b, "GET", "/api/settings", key.Key, nil, nil, ""); code != 200 {
+		t.Fatalf("node B refused a new key: %d %s", code, body)
+	}
+	tls12 := func(addr string) bool {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		done   func() bool
+	}{
+		{"setting: node B's ports refuse TLS 1.2",
+			func() error {
+				_, err := a.Ops().ChangeSetting(ctx, "test", settings.ManagerMinimumTLS, "TLSv1.3")
+				return err
+			},
+			func() bool { return !tls12(b.ConsoleAddr()) && !tls12(b.AgentAddr()) }},
+		{"policy: the agent heartbeating on node B gets it",
+			func() error {
+				_, err := a.Ops().ChangeSetting(ctx, "test", settings.NewNodeMinimumTLS, "TLSv1.3")
+				return err
+			},
+			func() bool {
+				code, hr, _ := agent.beat(t, b, fleetapi.Heartbeat{})
+				return code == 200 && hr.Policy != nil && hr.Policy.Agent.MinVersion == "TLSv1.3"
+			}},
+		{"API key revocation: node B answers 401",
+			func() error {
+				_, err := a.Ops().RevokeAPIKey(ctx, "ops")
+				return err
+			},
+			func() bool {
+				code, _ := rawCall(t, b, "GET", "/api/settings", key.Key, nil, nil, "")
+				return code == 401
+			}},
+		{"deactivation: node B refuses the agent",
+			func() error {
+				_, err := a.Ops().SetDeactivated(ctx, "web1", true)
+				return err
+			},
+			func() bool { return !agent.accepted(b) }},
+	}
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		took := eventually(t, 2*time.Second, st.name, st.done)
+		t.Logf("%s: %s after the change on node A", st.name, took.Round(time.Millisecond))
+	}
+}
+
+// accepted sends a heartbeat to m and reports whether it was answered 200 (a refused handshake, as
+// for a revoked certificate, is a no).
+func (a *testAgent) accepted(m *Manager) bool {
+	a.seq++
+	b, _ := json.Marshal(fleetapi.Heartbeat{Seq: a.seq, PolicyFingerprint: a.fp})
+	resp, err := a.http.Post("https://"+m.AgentAddr()+fleetapi.PathHeartbeat, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
