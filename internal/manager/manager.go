@@ -89,7 +89,10 @@ type Options struct {
 	HeartbeatSeconds int
 	// Version is what this node registers as (listmanagernodes); default "dev".
 	Version string
-	Logger  *slog.Logger
+	// Notifier brings the next read of the settings forward when the database says it changed
+	// (store.Notifier); default store.Poll, which never does: the Manager polls every PollInterval.
+	Notifier store.Notifier
+	Logger   *slog.Logger
 }
 
 // Manager is a running Manager.
@@ -145,6 +148,9 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
 	o.HeaderTimeout = cmp.Or(o.HeaderTimeout, DefaultHeaderTimeout)
 	o.Version = cmp.Or(o.Version, "dev")
+	if o.Notifier == nil {
+		o.Notifier = store.Poll{}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}

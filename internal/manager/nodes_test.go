@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"tlsfleet/internal/ops"
 	"tlsfleet/internal/pki"
 	"tlsfleet/internal/settings"
+	"tlsfleet/internal/store"
 	"tlsfleet/internal/testtarget"
 )
 
@@ -242,4 +244,31 @@ func (a *testAgent) accepted(m *Manager) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// chanNotifier is a store.Notifier the test fires.
+type chanNotifier chan struct{}
+
+func (c chanNotifier) Changes(context.Context) <-chan struct{} { return c }
+
+// A notification from the database (LISTEN/NOTIFY on PostgreSQL) makes the Manager read a change at
+// once, without waiting for its poll (an hour here).
+func TestNotifierBringsTheReadForward(t *testing.T) {
+	n := make(chanNotifier, 1)
+	m := startManager(t, func(o *Options) { o.PollInterval, o.Notifier = time.Hour, n })
+	if _, _, err := m.db.(*store.DB).SetSetting(t.Context(), settings.ManagerMinimumTLS, "TLSv1.3", "another node"); err != nil {
+		t.Fatal(err)
+	}
+	refuses12 := func() bool {
+		c, err := tls.Dial("tcp", m.ConsoleAddr(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}
+	if refuses12() {
+		t.Fatal("the change applied before any read")
+	}
+	n <- struct{}{}
+	eventually(t, 2*time.Second, "the console refusing TLS 1.2 after the notification", refuses12)
 }
