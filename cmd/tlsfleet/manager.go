@@ -46,6 +46,7 @@ func runManager(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *rsa {
 		o.KeyType = pki.RSA2048
 	}
+	o.Version = version
 	m, err := manager.Start(ctx, o)
 	if err != nil {
 		return err

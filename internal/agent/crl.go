@@ -95,7 +95,7 @@ func (s *session) fetchCRL(ctx context.Context, number int64) {
 	ctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
 	defer cancel()
 	err := func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.id.manager+fleetapi.PathCRL, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.managerAddr()+fleetapi.PathCRL, nil)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"tlsfleet/internal/fleetapi"
@@ -48,6 +49,10 @@ type CheckInResult struct {
 	Policy        *fleetapi.Policy
 	// SeqSkippedTo is set after a 409 (replay): the sequence number the next heartbeat continues above.
 	SeqSkippedTo uint64
+	// FailedOver names the Manager node the agent used before, when this heartbeat went to another
+	// (Manager) because that one did not answer; Unreachable lists the nodes that did not.
+	FailedOver  string
+	Unreachable []string
 }
 
 // heartbeatTimeout bounds one heartbeat, handshake included.
@@ -62,8 +67,9 @@ func replaySkip(replays int) uint64 { return 1000 << min(replays, 30) }
 // instead of paying for a full mutual-TLS handshake.
 func newManagerClient(id *identity, legacyMax tlspolicy.Version) *http.Client {
 	cfg := clientConfig(legacyMax)
+	// Any node's certificate from the fleet CA for the address dialled: ServerName is left to the
+	// transport, which takes each request's host (the agent fails over between Manager nodes).
 	cfg.RootCAs = id.pool
-	cfg.ServerName = id.host
 	cfg.Certificates = []tls.Certificate{id.client}
 	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 	return &http.Client{
@@ -119,29 +125,19 @@ func heartbeatOnce(ctx context.Context, dir, guid string, client *http.Client, b
 		}
 		return res, err
 	}
-	b, _ := json.Marshal(hb)
-	rctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "https://"+st.Manager+fleetapi.PathHeartbeat, bytes.NewReader(b))
-	if err != nil {
-		return fail(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, raw, err := sendHeartbeat(ctx, dir, st, &hb, client, res)
 	if err != nil {
 		if ctx.Err() != nil {
 			return res, ctx.Err() // stopping: not the Manager's fault
 		}
-		return fail(fmt.Errorf("heartbeat to %s: %w", st.Manager, unwrapURL(err)))
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, fleetapi.MaxBody+1))
-	resp.Body.Close()
-	if err != nil {
-		return fail(fmt.Errorf("heartbeat to %s: %w", st.Manager, err))
+		return fail(err)
 	}
 	if resp.TLS != nil {
 		res.TLSVersion = tlspolicy.Version(resp.TLS.Version).String()
 		res.Resumed = resp.TLS.DidResume
+	}
+	if res.Manager != st.Manager {
+		res.FailedOver, st.Manager = st.Manager, res.Manager // the node that answers is the one to keep
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -155,11 +151,11 @@ func heartbeatOnce(ctx context.Context, dir, guid string, client *http.Client, b
 		return fail(&ManagerError{Status: resp.StatusCode, Message: errorMessage(raw)})
 	}
 	if len(raw) > fleetapi.MaxBody {
-		return fail(fmt.Errorf("heartbeat to %s: the answer exceeds %d bytes", st.Manager, fleetapi.MaxBody))
+		return fail(fmt.Errorf("heartbeat to %s: the answer exceeds %d bytes", res.Manager, fleetapi.MaxBody))
 	}
 	var hr fleetapi.HeartbeatResponse
 	if err := json.Unmarshal(raw, &hr); err != nil {
-		return fail(fmt.Errorf("heartbeat to %s: bad answer: %w", st.Manager, err))
+		return fail(fmt.Errorf("heartbeat to %s: bad answer: %w", res.Manager, err))
 	}
 	res.Response, res.Accepted = hr, true
 	st.Replays = 0
@@ -187,6 +183,85 @@ func heartbeatOnce(ctx context.Context, dir, guid string, client *http.Client, b
 		}
 	}
 	return res, applyErr
+}
+
+// sendHeartbeat posts hb to the Manager node the agent uses, and when that one does not answer (no
+// connection, a timeout, a 5xx) to the next node its policy lists, each try with a new Seq (persisted
+// first, as every Seq is). It returns the answer of the node that gave one (res.Manager), or the last
+// node's error.
+func sendHeartbeat(ctx context.Context, dir string, st *State, hb *fleetapi.Heartbeat, client *http.Client, res *CheckInResult) (*http.Response, []byte, error) {
+	addrs := managerCandidates(st)
+	for i, addr := range addrs {
+		if i > 0 {
+			st.Seq++
+			if err := st.save(dir); err != nil {
+				return nil, nil, fmt.Errorf("persist heartbeat seq: %w", err)
+			}
+			hb.Seq, res.Seq = st.Seq, st.Seq
+		}
+		res.Manager = addr
+		resp, raw, err := postHeartbeat(ctx, client, addr, hb)
+		last := i == len(addrs)-1
+		switch {
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case err != nil && (last || !unreachable(err)):
+			return nil, nil, fmt.Errorf("heartbeat to %s: %w", addr, err)
+		case err != nil:
+			res.Unreachable = append(res.Unreachable, fmt.Sprintf("%s (%v)", addr, err))
+		case resp.StatusCode >= 500 && !last:
+			res.Unreachable = append(res.Unreachable, fmt.Sprintf("%s (%d %s)", addr, resp.StatusCode, http.StatusText(resp.StatusCode)))
+		default:
+			return resp, raw, nil
+		}
+	}
+	return nil, nil, errors.New("no Manager address") // LoadState refuses a state without one
+}
+
+// managerCandidates are the Manager nodes to try, in order: the one in use, then the others the
+// policy lists, in its order.
+func managerCandidates(st *State) []string {
+	out := []string{st.Manager}
+	if st.Policy != nil {
+		for _, m := range st.Policy.Managers {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// postHeartbeat sends one heartbeat to one node and reads its answer.
+func postHeartbeat(ctx context.Context, client *http.Client, addr string, hb *fleetapi.Heartbeat) (*http.Response, []byte, error) {
+	b, _ := json.Marshal(hb)
+	rctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "https://"+addr+fleetapi.PathHeartbeat, bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, unwrapURL(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, fleetapi.MaxBody+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, raw, nil
+}
+
+// unreachable reports whether a heartbeat failed because no Manager answered at that address (refused
+// or reset connection, a timeout, a connection closed before any answer), as opposed to an answer or a
+// TLS refusal, which another node would give as well.
+func unreachable(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial" || errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // CheckInOptions are dsa_control -m's.

@@ -123,7 +123,7 @@ func (s *session) syncBundles(ctx context.Context) {
 			continue
 		}
 		if p.Relay != nil {
-			url := "https://" + s.id.manager + fleetapi.PathBundles + b.SHA256
+			url := "https://" + s.managerAddr() + fleetapi.PathBundles + b.SHA256
 			if err := s.fetch(ctx, s.client, url, b, dir); err != nil {
 				s.a.warn("relay: mirroring a bundle from the Manager failed; retrying at the next heartbeat", "bundle", b.Name, "sha256", b.SHA256, "err", err)
 			} else {

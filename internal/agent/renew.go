@@ -78,7 +78,7 @@ func (s *session) renew(ctx context.Context) (string, error) {
 	body, _ := json.Marshal(fleetapi.RenewRequest{CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
 	rctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "https://"+s.id.manager+fleetapi.PathRenew, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "https://"+s.managerAddr()+fleetapi.PathRenew, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ type session struct {
 	listen, relayListen string
 	crlMu               sync.Mutex // one CRL installed at a time
 	crl                 atomic.Pointer[pki.CRL]
+	// manager is the Manager node the last heartbeat reached (HOST:PORT); the CRL, bundles and renewals
+	// are fetched from it.
+	manager atomic.Pointer[string]
 
 	mu       sync.Mutex
 	policy   *fleetapi.Policy
@@ -234,6 +238,13 @@ func (s *session) beat(ctx context.Context) beatResult {
 		defer hook(res, err) // after the log line and the state it describes
 	}
 	if res != nil && res.Accepted {
+		s.manager.Store(&res.Manager)
+	}
+	if res != nil && res.FailedOver != "" {
+		s.a.warn("the Manager node in use did not answer: this agent uses another node now", "manager", res.Manager,
+			"previous", res.FailedOver, "unreachable", strings.Join(res.Unreachable, "; "))
+	}
+	if res != nil && res.Accepted {
 		s.mu.Lock()
 		if n := res.Response.IntervalSeconds; n > 0 {
 			s.interval = time.Duration(min(n, 86400)) * time.Second
@@ -247,7 +258,7 @@ func (s *session) beat(ctx context.Context) beatResult {
 	var me *ManagerError
 	switch {
 	case res != nil && res.Accepted:
-		s.a.info("heartbeat accepted", "seq", res.Seq, "tls", res.TLSVersion, "resumed", res.Resumed, "policy", policyName(res.Policy), "new_policy", res.PolicyChanged)
+		s.a.info("heartbeat accepted", "manager", res.Manager, "seq", res.Seq, "tls", res.TLSVersion, "resumed", res.Resumed, "policy", policyName(res.Policy), "new_policy", res.PolicyChanged)
 		if err != nil {
 			s.a.warn("heartbeat accepted, but", "err", err)
 		}
@@ -294,7 +305,7 @@ func (s *session) legacyLine(ctx context.Context, err error) string {
 	probed, lowest := s.probed, s.lowest
 	s.mu.Unlock()
 	if !probed {
-		lowest = ProbeLowestVersion(ctx, s.id.manager, s.id.host, s.a.legacyMax)
+		lowest = ProbeLowestVersion(ctx, s.managerAddr(), s.id.host, s.a.legacyMax)
 		s.mu.Lock()
 		s.probed, s.lowest = true, lowest
 		s.mu.Unlock()
@@ -410,7 +421,7 @@ func (s *session) apply(p *fleetapi.Policy) error {
 }
 
 func (s *session) status() fleetapi.Status {
-	st := fleetapi.Status{GUID: s.id.guid, Manager: s.id.manager}
+	st := fleetapi.Status{GUID: s.id.guid, Manager: s.managerAddr()}
 	if ls, err := LoadState(s.a.o.Dir); err == nil {
 		if !ls.LastHeartbeat.IsZero() {
 			st.LastHeartbeat = ls.LastHeartbeat.UTC().Format(time.RFC3339)
@@ -442,4 +453,12 @@ func localBundles(dir string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// managerAddr is the Manager node in use: the one the last heartbeat reached, else the state's.
+func (s *session) managerAddr() string {
+	if p := s.manager.Load(); p != nil {
+		return *p
+	}
+	return s.id.manager
 }

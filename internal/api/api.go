@@ -62,6 +62,7 @@ func (s *Server) Handler() http.Handler {
 		{"PUT /api/computers/{name}/relay", s.setRelay},
 		{"PUT /api/computers/{name}/relaygroup", s.assignRelayGroup},
 		{"GET /api/relaygroups", s.listRelayGroups},
+		{"GET /api/managernodes", s.listManagerNodes},
 		{"POST /api/relaygroups", s.createRelayGroup},
 		{"POST /api/sendpolicy", s.sendPolicy},
 		{"POST /api/bundles", s.publishBundle},

@@ -126,6 +126,11 @@ func (s *Server) listRelayGroups(r *http.Request) (int, any, error) {
 	return http.StatusOK, gs, err
 }
 
+func (s *Server) listManagerNodes(r *http.Request) (int, any, error) {
+	nodes, err := s.ops.ListManagerNodes(r.Context())
+	return http.StatusOK, nodes, err
+}
+
 func (s *Server) createRelayGroup(r *http.Request) (int, any, error) {
 	var body struct {
 		Name string `json:"name"`

@@ -290,6 +290,8 @@ func init() {
 			help: "create a relay group"},
 		{name: "listrelaygroups", needsDB: true, prepare: prepareListRelayGroups,
 			help: "the relay groups, with their relays and computers"},
+		{name: "listmanagernodes", needsDB: true, prepare: prepareListManagerNodes,
+			help: "the Manager nodes sharing this database: addresses, version, started, last seen, online/offline"},
 		{name: "assignrelaygroup", synopsis: "-name C -value G", flags: []string{"name", "value"}, fields: map[string]string{"relay_group": "-value"}, needsDB: true, prepare: prepareAssignRelayGroup,
 			help: "put a computer in a relay group (a policy change)"},
 		{name: "sendpolicy", synopsis: "-name C | -relaygroup G | -allrelays", flags: []string{"name", "relaygroup", "allrelays"}, needsDB: true,

@@ -124,7 +124,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	allNames := strings.Join(settings.Names(), ", ")
 	allActions := "changesetting, viewsetting, createapikey, listapikeys, revokeapikey, tlsclients, exportdsmcert, createactivationtoken, listcomputers, deactivate, " +
-		"reactivate, setrelay, createrelaygroup, listrelaygroups, assignrelaygroup, sendpolicy, publishbundle, addcomputer, rotatecert, help"
+		"reactivate, setrelay, createrelaygroup, listrelaygroups, listmanagernodes, assignrelaygroup, sendpolicy, publishbundle, addcomputer, rotatecert, help"
 	tests := []struct {
 		name   string
 		args   []string

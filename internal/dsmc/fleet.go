@@ -472,3 +472,24 @@ func preparePublishBundle(o *options) (work, error) {
 		return printReport(s, res.ReleaseReport)
 	}, nil
 }
+
+// --- listmanagernodes ---
+
+func prepareListManagerNodes(o *options) (work, error) {
+	return func(ctx context.Context, s *session) error {
+		nodes, err := s.ops.ListManagerNodes(ctx)
+		if err != nil {
+			return err
+		}
+		if s.json {
+			return writeJSON(s, nodes)
+		}
+		tw := tabwriter.NewWriter(s.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tSTATUS\tCONSOLE\tAGENT CHANNEL\tVERSION\tSTARTED\tLAST SEEN")
+		for _, n := range nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(n.Name), n.Status, cell(n.ConsoleAddr), cell(n.AgentAddr),
+				cell(n.Version), n.StartedAt, n.LastSeen)
+		}
+		return tw.Flush()
+	}, nil
+}

@@ -25,6 +25,8 @@ type Snapshot struct {
 	Settings  settings.Values
 	Computers []store.Computer
 	Bundles   []store.Bundle
+	// Managers are the agent channels of the online Manager nodes (OnlineManagers), sorted.
+	Managers []string
 }
 
 // Source is what a snapshot is read from (the store).
@@ -32,6 +34,7 @@ type Source interface {
 	Settings(ctx context.Context) (map[string]string, error)
 	Computers(ctx context.Context) ([]store.Computer, error)
 	Bundles(ctx context.Context) ([]store.Bundle, error)
+	ManagerNodes(ctx context.Context) ([]store.ManagerNode, error)
 }
 
 // Releaser stores released policies: build gets one new serial for the release and returns the rows,
@@ -61,7 +64,33 @@ func Load(ctx context.Context, db Source) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Snapshot{Settings: vals, Computers: cs, Bundles: bs}, nil
+	nodes, err := db.ManagerNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Settings: vals, Computers: cs, Bundles: bs, Managers: OnlineManagers(nodes, time.Now())}, nil
+}
+
+// NodeOffline is how many of its own refresh intervals a Manager node may go unseen and still count as
+// online.
+const NodeOffline = 3
+
+// NodeOnline reports whether a node refreshed its last_seen within NodeOffline of its intervals.
+func NodeOnline(n store.ManagerNode, now time.Time) bool {
+	seen, err := time.Parse(time.RFC3339Nano, n.LastSeen)
+	return err == nil && now.Sub(seen) <= NodeOffline*n.Interval
+}
+
+// OnlineManagers lists the agent channels of the online nodes, sorted and without repeats.
+func OnlineManagers(nodes []store.ManagerNode, now time.Time) []string {
+	var out []string
+	for _, n := range nodes {
+		if n.AgentAddr != "" && NodeOnline(n, now) {
+			out = append(out, n.AgentAddr)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // HeartbeatSeconds is the heartbeat interval the settings give: heartbeatPeriodSeconds when set (tests,
@@ -129,6 +158,10 @@ func (s *Snapshot) PolicyFor(c store.Computer) fleetapi.Policy {
 	rng.Shuffle(len(p.Relays), func(i, j int) { p.Relays[i], p.Relays[j] = p.Relays[j], p.Relays[i] })
 	for _, b := range s.Bundles {
 		p.Bundles = append(p.Bundles, fleetapi.Bundle{Name: b.Name, SHA256: b.SHA256, Size: b.Size})
+	}
+	// With one node there is nothing to fail over to: the field stays out and the policy as it was.
+	if len(s.Managers) > 1 {
+		p.Managers = slices.Clone(s.Managers)
 	}
 	return p
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -200,6 +201,10 @@ type Policy struct {
 	// member can pose as a relay.
 	RelayIDs map[string]string `json:"relay_ids,omitempty"`
 	Bundles  []Bundle          `json:"bundles"`
+	// Managers are the agent channels (HOST:PORT) of every online Manager node when several share one
+	// database: an agent whose Manager does not answer tries the next (older agents ignore the field).
+	// Absent with one node, so that a single Manager's policies stay as they were.
+	Managers []string `json:"managers,omitempty"`
 }
 
 // Fingerprint is the SHA-256 of the policy's canonical JSON without its Serial.
@@ -241,6 +246,11 @@ func (p *Policy) Validate() error {
 		}
 		if p.Relay.Port < 1 || p.Relay.Port > 65535 {
 			return fmt.Errorf("policy relay port %d", p.Relay.Port)
+		}
+	}
+	for _, m := range p.Managers {
+		if _, port, err := net.SplitHostPort(m); err != nil || port == "" {
+			return fmt.Errorf("policy manager node %q is not HOST:PORT", m)
 		}
 	}
 	for _, b := range p.Bundles {

@@ -39,6 +39,9 @@ const (
 	// KeyPublicName is the name (or address) agents are told to reach the agent channel at, when the
 	// Manager listens on every address (the activation command's dsm://NAME:PORT/); unset, the host name.
 	KeyPublicName = "manager.publicName"
+	// KeyNodeName names this Manager among the nodes sharing one database (dsm_c -action
+	// listmanagernodes); unset, the host name and the agent port, e.g. manager1:4120.
+	KeyNodeName = "manager.nodeName"
 )
 
 // Folder is an install folder.
@@ -50,6 +53,7 @@ type Folder struct {
 	DBPath     string
 	Database   Database
 	PublicName string // manager.publicName, "" when unset
+	NodeName   string // manager.nodeName, else HOST:AGENTPORT
 }
 
 // Path returns the path of a file in the folder.
@@ -74,6 +78,9 @@ func defaultConfig(consolePort, heartbeatPort int) string {
 # The name activation commands tell agents to reach this Manager at when it listens on every address
 # (default: the host name), e.g.:
 #   manager.publicName=manager.example.com
+# This node's name among the Manager nodes sharing one database (default: the host name and the agent
+# port), e.g.:
+#   manager.nodeName=manager1
 # The page's "GUI port only" procedure adds, for port %d alone:
 #   protocols=TLSv1.2,TLSv1.3
 #   ciphers=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
@@ -185,6 +192,9 @@ func Open(dir string) (*Folder, error) {
 		}
 		f.PublicName = name
 	}
+	if err := f.readNodeName(cp.Props); err != nil {
+		return nil, err
+	}
 	if f.Database, err = readDatabase(cp, abs); err != nil {
 		return nil, err
 	}
@@ -211,6 +221,38 @@ func Find(flagDir string) (string, error) {
 }
 
 // validHostName accepts an IP address or a DNS name of letters, digits, hyphens and dots.
+// readNodeName sets NodeName from manager.nodeName, else from the host name and the agent port.
+func (f *Folder) readNodeName(props *tlspolicy.Properties) error {
+	pr, ok := props.Get(KeyNodeName)
+	if !ok {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		f.NodeName = net.JoinHostPort(host, strconv.Itoa(f.HeartbeatPort))
+		return nil
+	}
+	name := strings.TrimSpace(pr.Value)
+	if !validNodeName(name) {
+		return fmt.Errorf("%s:%d: %s=%s is not a node name: use 1 to 128 letters, digits and . _ : -, e.g. %s=manager1, or remove the line to use the host name and the agent port",
+			pr.File, pr.Line, KeyNodeName, pr.Value, KeyNodeName)
+	}
+	f.NodeName = name
+	return nil
+}
+
+func validNodeName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 func validHostName(s string) bool {
 	if net.ParseIP(s) != nil {
 		return true

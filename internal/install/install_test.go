@@ -84,3 +84,48 @@ func TestFleetStateCheck(t *testing.T) {
 		})
 	}
 }
+
+// manager.nodeName names the node; unset, it is the host name and the agent port; a bad value is an
+// error naming the file, the line and the fix.
+func TestNodeName(t *testing.T) {
+	host, _ := os.Hostname()
+	tests := []struct {
+		name    string
+		line    string // "" writes no line
+		want    string
+		wantErr string
+	}{
+		{name: "default", want: host + ":4120"},
+		{name: "set", line: KeyNodeName + "=manager-1.dc2", want: "manager-1.dc2"},
+		{name: "with a port", line: KeyNodeName + "=m1:4120", want: "m1:4120"},
+		{name: "space", line: KeyNodeName + "=my node", wantErr: "manager.nodeName=my node is not a node name"},
+		{name: "empty", line: KeyNodeName + "=", wantErr: "remove the line to use the host name and the agent port"},
+		{name: "too long", line: KeyNodeName + "=" + strings.Repeat("n", 129), wantErr: "1 to 128"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := InitFiles(dir, 4119, 4120); err != nil {
+				t.Fatal(err)
+			}
+			if tt.line != "" {
+				f, err := os.OpenFile(filepath.Join(dir, ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString(tt.line + "\n")
+				f.Close()
+			}
+			folder, err := Open(dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), ConfigFile+":") {
+					t.Fatalf("error %v, want %q with the file and line", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || folder.NodeName != tt.want {
+				t.Fatalf("NodeName %q, %v; want %q", folder.NodeName, err, tt.want)
+			}
+		})
+	}
+}

@@ -102,7 +102,7 @@ func (h hooks) FleetChanged(ctx context.Context) { h.m.syncFleet(h.m.runCtx) }
 // CertsChanged signs and pushes the CRL on the Manager's own context too.
 func (h hooks) CertsChanged(ctx context.Context) {
 	h.m.syncFleet(h.m.runCtx) // the relays' addresses and the deactivated flag, for the push
-	h.m.certsChanged(h.m.runCtx)
+	h.m.certsChanged(h.m.runCtx, true)
 }
 
 var writeError = fleetapi.WriteError

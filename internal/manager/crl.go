@@ -32,8 +32,9 @@ type crlState struct {
 func (m *Manager) currentCRL() *pki.CRL { return m.crl.cur.Load() }
 
 // refreshCRL signs a new CRL when the store's number differs from the one in force, and reports whether
-// it did.
-func (m *Manager) refreshCRL(ctx context.Context) (bool, error) {
+// it did. Re-signing an unchanged CRL at half its validity is a fleet job: only the node that may bump
+// the number (the fleet lease holder) does, and the others follow the new number.
+func (m *Manager) refreshCRL(ctx context.Context, mayBump bool) (bool, error) {
 	m.crl.mu.Lock()
 	defer m.crl.mu.Unlock()
 	ver, err := m.db.CRLVersion(ctx)
@@ -41,7 +42,7 @@ func (m *Manager) refreshCRL(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	if cur := m.crl.cur.Load(); cur != nil && cur.Number == ver {
-		if time.Since(cur.ThisUpdate) < crlResign {
+		if time.Since(cur.ThisUpdate) < crlResign || !mayBump {
 			return false, nil
 		}
 		// Half its validity gone: a new number, so that listeners take the re-signed list (without the
@@ -81,14 +82,16 @@ func (m *Manager) refreshCRL(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// certsChanged signs the CRL if it changed and pushes it to every relay's port 4118 at once.
-func (m *Manager) certsChanged(ctx context.Context) {
-	changed, err := m.refreshCRL(ctx)
+// certsChanged signs the CRL if it changed and, when push says so, pushes it to every relay's port 4118
+// at once: the node where the change was made pushes, and the fleet lease holder pushes what changed
+// elsewhere (dsm_c, another node).
+func (m *Manager) certsChanged(ctx context.Context, push bool) {
+	changed, err := m.refreshCRL(ctx, m.isLeader())
 	if err != nil {
 		m.log.Error("signing the fleet CRL; the previous one stays in force", "err", err)
 		return
 	}
-	if changed {
+	if changed && push {
 		m.pushCRL()
 	}
 }

@@ -120,8 +120,10 @@ func (m *Manager) syncFleet(ctx context.Context) {
 	}
 }
 
-// fleetLoop flushes heartbeats, follows releases made elsewhere (dsm_c, another node), and polls agents
-// when the Manager initiates communication.
+// fleetLoop flushes heartbeats, refreshes this node's registration and lease, and follows changes made
+// elsewhere (dsm_c, another node). The jobs that must run once across nodes (releases and the pushes
+// they queue, manager-initiated polls, the CRL's re-signing) run on the lease holder only; every node
+// keeps its cache and its CRL current, to answer heartbeats and check certificates.
 func (m *Manager) fleetLoop(ctx context.Context) {
 	t := time.NewTicker(m.opts.FlushInterval)
 	defer t.Stop()
@@ -133,26 +135,41 @@ func (m *Manager) fleetLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if dirty := m.flushCheckIns(ctx); dirty {
-			m.release(ctx)
-		}
-		m.certsChanged(ctx) // a deactivation or renewal elsewhere (dsm_c, another node): pushed to relays at once
-		if ver, err := m.db.FleetVersion(ctx); err == nil {
-			m.fleet.mu.Lock()
-			changed := ver != m.fleet.version
-			m.fleet.mu.Unlock()
-			if changed {
-				m.release(ctx) // a role, group or bundle changed elsewhere (dsm_c): released as the settings say
-			}
-		}
-		m.fleet.mu.Lock()
-		direction, every := m.fleet.direction, m.fleet.interval
-		m.fleet.mu.Unlock()
-		if direction == fleetapi.ManagerInitiated && time.Since(lastPoll) >= every {
+		if m.fleetRound(ctx, time.Since(lastPoll)) {
 			lastPoll = time.Now()
 			m.pollAgents()
 		}
+		m.node.rounds.Add(1)
 	}
+}
+
+// fleetRound is one round of the fleet loop; it reports whether the manager-initiated poll is due (on
+// the lease holder, when the last poll is sincePoll ago).
+func (m *Manager) fleetRound(ctx context.Context, sincePoll time.Duration) bool {
+	leader := m.touchNode(ctx)
+	dirty := m.flushCheckIns(ctx)
+	m.certsChanged(ctx, leader) // a deactivation or renewal elsewhere (dsm_c, another node): pushed to relays at once
+	changed := dirty
+	if ver, err := m.db.FleetVersion(ctx); err == nil {
+		m.fleet.mu.Lock()
+		changed = changed || ver != m.fleet.version // a role, group or bundle changed elsewhere (dsm_c)
+		m.fleet.mu.Unlock()
+	}
+	if m.nodesChanged(ctx) {
+		changed = true // the policies list the online nodes
+	}
+	switch {
+	case changed && leader:
+		m.release(ctx) // released as the settings say
+	case changed:
+		if err := m.refreshFleet(ctx); err != nil {
+			m.log.Error("reading computers", "err", err)
+		}
+	}
+	m.fleet.mu.Lock()
+	direction, every := m.fleet.direction, m.fleet.interval
+	m.fleet.mu.Unlock()
+	return leader && direction == fleetapi.ManagerInitiated && sincePoll >= every
 }
 
 // pollAgents is the manager-initiated direction: the Manager asks every agent for its status on 4118 and

@@ -52,6 +52,10 @@ type Store interface {
 	PruneObservations(ctx context.Context, before string) (int64, error)
 	// ConnTLS is the TLS state of the database connection (a local file for SQLite).
 	ConnTLS() store.ConnTLS
+	RegisterNode(ctx context.Context, n store.ManagerNode) error
+	TouchNode(ctx context.Context, name string, at time.Time) (bool, error)
+	TryLease(ctx context.Context, job, node string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, job, node string) error
 	Close() error
 }
 
@@ -85,7 +89,12 @@ type Options struct {
 	NewFleet bool
 	// HeartbeatSeconds, when set, stores settings.configuration.heartbeatPeriodSeconds (tests, demonstrations).
 	HeartbeatSeconds int
-	Logger           *slog.Logger
+	// Version is what this node registers as (listmanagernodes); default "dev".
+	Version string
+	// Notifier brings the next read of the settings forward when the database says it changed
+	// (store.Notifier); default store.Poll, which never does: the Manager polls every PollInterval.
+	Notifier store.Notifier
+	Logger   *slog.Logger
 }
 
 // Manager is a running Manager.
@@ -106,6 +115,7 @@ type Manager struct {
 	cert               managerCert
 	fleet              fleetState
 	crl                crlState
+	node               nodeState
 	flushMu            sync.Mutex
 	pusher             *pusher
 	ops                *ops.Ops
@@ -140,6 +150,10 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	o.FlushInterval = cmp.Or(o.FlushInterval, DefaultFlushInterval)
 	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
 	o.HeaderTimeout = cmp.Or(o.HeaderTimeout, DefaultHeaderTimeout)
+	o.Version = cmp.Or(o.Version, "dev")
+	if o.Notifier == nil {
+		o.Notifier = store.Poll{}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -169,7 +183,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		}
 		return nil
 	})
-	if _, err := m.refreshCRL(ctx); err != nil {
+	if _, err := m.refreshCRL(ctx, false); err != nil {
 		return nil, fmt.Errorf("fleet CRL: %w", err)
 	}
 	if err := m.buildPolicies(ctx); err != nil {
@@ -182,6 +196,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		m.log.Warn("the listen addresses are not recorded for dsm_c", "err", err)
 	}
 	ok = true
+	m.startBackground()
 	m.log.Info("manager started", "dir", m.folder.Dir, "console", m.ConsoleAddr(), "agent_channel", m.AgentAddr(), "database", m.folder.Database.String(), "database_tls", m.db.ConnTLS().String())
 	return m, nil
 }
@@ -258,13 +273,29 @@ func (m *Manager) startListeners(ctx context.Context) error {
 	}
 	m.serve(m.consoleLn, m.consoleHandler())
 	m.serve(m.agentLn, m.agentHandler())
+	return nil
+}
+
+// startBackground registers this node (after the listen addresses are recorded: they are what it
+// registers) and starts the background work: the pusher, telemetry flushes, policy watching and the
+// fleet loop.
+func (m *Manager) startBackground() {
+	rctx := m.runCtx
 	m.pusher.run(rctx)
-	m.release(rctx) // policies of new computers, and of all when settings changed while stopped
+	if err := m.registerNode(rctx); err != nil {
+		m.log.Error("registering this manager node; the fleet loop tries again", "err", err)
+	}
+	m.nodesChanged(rctx)
+	if m.isLeader() {
+		m.release(rctx) // policies of new computers, and of all when settings changed while stopped
+	} else if err := m.refreshFleet(rctx); err != nil {
+		m.log.Error("reading computers", "err", err)
+	}
 	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.tel.Run(rctx, m.opts.FlushInterval) }()
 	go func() { defer m.wg.Done(); m.watch(rctx) }()
-	go func() { defer m.wg.Done(); m.fleetLoop(rctx) }()
-	return nil
+	m.node.stopped = make(chan struct{})
+	go func() { defer m.wg.Done(); defer close(m.node.stopped); m.fleetLoop(rctx) }()
 }
 
 func (m *Manager) consoleListener() tlspolicy.Listener {
@@ -317,6 +348,7 @@ func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	m.pusher.wait()
+	m.leaveNodes(ctx)
 	err := m.db.Close()
 	m.lock.Release()
 	return err

@@ -66,11 +66,13 @@ func (m *Manager) watch(ctx context.Context) {
 	lastPrune := time.Time{}
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
+	changes := m.opts.Notifier.Changes(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changes: // another node or process changed the database: read it now
 		}
 		if time.Since(lastPrune) > pruneEvery {
 			lastPrune = time.Now()

@@ -128,7 +128,7 @@ func TestPolledRelayCatchesUpOnCRL(t *testing.T) {
 	if err := m.db.(*store.DB).SetDeactivated(t.Context(), victim.guid, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.refreshCRL(t.Context()); err != nil {
+	if _, err := m.refreshCRL(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}
 	// The relay's policy push (its role) may still run: the poll is queued once that job is done.

@@ -72,8 +72,8 @@ func (m *Manager) renew(w http.ResponseWriter, r *http.Request) {
 	}
 	m.log.Info("agent certificate renewed", "guid", guid, "old_serial", presented, "serial", cert.SerialNumber.Text(16),
 		"expires", cert.NotAfter.UTC().Format(time.RFC3339))
-	m.refreshFleet(r.Context()) // the new serial, for this agent's next heartbeat
-	m.certsChanged(m.runCtx)    // an unused earlier renewal may have been superseded
+	m.refreshFleet(r.Context())    // the new serial, for this agent's next heartbeat
+	m.certsChanged(m.runCtx, true) // an unused earlier renewal may have been superseded
 	writeJSON(w, http.StatusOK, fleetapi.RenewResponse{Certificate: string(pki.PEM(cert))})
 }
 
@@ -110,6 +110,6 @@ func (m *Manager) confirmRenewal(ctx context.Context, guid, serial string) {
 	m.fleet.mu.Unlock()
 	if changed {
 		m.log.Info("renewed certificate in use: the previous one is revoked", "guid", guid, "serial", serial)
-		m.certsChanged(m.runCtx)
+		m.certsChanged(m.runCtx, true)
 	}
 }

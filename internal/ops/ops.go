@@ -62,8 +62,14 @@ type TelemetryStore interface {
 	Observations(ctx context.Context, since string, port int) ([]store.Observation, error)
 }
 
+// NodeStore reads the Manager nodes registered in the database.
+type NodeStore interface {
+	ManagerNodes(ctx context.Context) ([]store.ManagerNode, error)
+}
+
 // Store is everything the operations need.
 type Store interface {
+	NodeStore
 	SettingsStore
 	KeyStore
 	TokenStore

@@ -30,6 +30,7 @@ type DB struct {
 	db      *sql.DB
 	dialect *dialect
 	tls     ConnTLS
+	now     func() time.Time // the leases' clock (SetClock); nil is time.Now
 }
 
 // OpenDatabase opens the database d names (install.Folder.Database) and applies the migrations.
