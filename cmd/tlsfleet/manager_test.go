@@ -44,7 +44,7 @@ func TestKill9KeepsAcknowledgedChanges(t *testing.T) {
 
 func kill9KeepsAcknowledgedChanges(t *testing.T, bin string, b storetest.Backend) {
 	dir := filepath.Join(t.TempDir(), "manager")
-	writeDatabaseConfig(t, dir, b)
+	storetest.UseDatabase(t, dir, b, 4119, 4120)
 	port := testtarget.FreePort(t)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "manager", "--dir", dir, "--console-port", strconv.Itoa(port), "--heartbeat-port", strconv.Itoa(testtarget.FreePort(t)), "--listen", "127.0.0.1")
@@ -117,21 +117,5 @@ func kill9KeepsAcknowledgedChanges(t *testing.T, bin string, b storetest.Backend
 	}
 	if _, err := os.Stat(filepath.Join(dir, install.PasswordFile)); err != nil {
 		t.Errorf("first start wrote no password file: %v", err)
-	}
-}
-
-// writeDatabaseConfig makes dir an install folder whose configuration.properties names b's database.
-func writeDatabaseConfig(t *testing.T, dir string, b storetest.Backend) {
-	t.Helper()
-	if _, err := install.InitFiles(dir, 4119, 4120); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, install.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(b.Database.Properties()); err != nil {
-		t.Fatal(err)
 	}
 }

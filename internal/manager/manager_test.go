@@ -22,6 +22,7 @@ import (
 	"tlsfleet/internal/store/storetest"
 	"tlsfleet/internal/telemetry"
 	"tlsfleet/internal/testtarget"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // startManager starts a Manager in a fresh install folder on free loopback ports.
@@ -30,7 +31,7 @@ func startManager(t *testing.T, tune func(*Options)) *Manager {
 	o := Options{Dir: filepath.Join(t.TempDir(), "manager"), ConsolePort: testtarget.FreePort(t), HeartbeatPort: testtarget.FreePort(t), Listen: "127.0.0.1",
 		PollInterval: 200 * time.Millisecond, FlushInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	if os.Getenv(envTestDB) == install.DatabasePostgres {
-		useDatabase(t, o.Dir, storetest.Postgres(t))
+		storetest.UseDatabase(t, o.Dir, storetest.Postgres(t), tlspolicy.PortConsole, tlspolicy.PortAgentChannel)
 	}
 	if tune != nil {
 		tune(&o)

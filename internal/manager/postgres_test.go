@@ -2,7 +2,6 @@ package manager
 
 import (
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func startManagerOn(t *testing.T, b storetest.Backend) *Manager {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "manager")
 	console, agents := testtarget.FreePort(t), testtarget.FreePort(t)
-	useDatabase(t, dir, b)
+	storetest.UseDatabase(t, dir, b, tlspolicy.PortConsole, tlspolicy.PortAgentChannel)
 	return startManager(t, func(o *Options) { o.Dir, o.ConsolePort, o.HeartbeatPort = dir, console, agents })
 }
 
@@ -29,22 +28,6 @@ func startManagerOn(t *testing.T, b storetest.Backend) *Manager {
 // suite on PostgreSQL, a follow-up to make the default: tests that read the SQLite file directly
 // through storetest.Dump do not run there yet).
 const envTestDB = "TLSFLEET_TEST_DB"
-
-// useDatabase makes dir an install folder whose configuration.properties names b's database.
-func useDatabase(t *testing.T, dir string, b storetest.Backend) {
-	t.Helper()
-	if _, err := install.InitFiles(dir, tlspolicy.PortConsole, tlspolicy.PortAgentChannel); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, install.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(b.Database.Properties()); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // A Manager runs on SQLite and on PostgreSQL alike: an agent activates and heartbeats, a setting changed
 // through the API is stored with its event, and the computer list shows the agent online; on

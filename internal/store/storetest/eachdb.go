@@ -130,3 +130,20 @@ func (p *packageTB) Skipf(format string, args ...any) {
 	server.why = fmt.Sprintf(format, args...)
 	p.TB.Skipf(format, args...)
 }
+
+// UseDatabase makes dir an install folder (with the given ports) whose configuration.properties names
+// b's database.
+func UseDatabase(t testing.TB, dir string, b Backend, consolePort, agentPort int) {
+	t.Helper()
+	if _, err := install.InitFiles(dir, consolePort, agentPort); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, install.ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(b.Database.Properties()); err != nil {
+		t.Fatal(err)
+	}
+}
