@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,9 @@ import (
 	"tlsfleet/internal/testtarget"
 )
 
-// secondNode starts another Manager node on a's database (database.name in its own install folder) and
-// a's fleet CA: what several nodes on one shared database are, on one SQLite file.
+// secondNode starts another Manager node on a's database (named in its own install folder's
+// configuration.properties: the same SQLite file, or the same PostgreSQL database under
+// TLSFLEET_TEST_DB=postgres) and a's fleet CA.
 func secondNode(t *testing.T, a *Manager, name string, tune ...func(*Options)) *Manager {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "node-"+name)
@@ -32,7 +34,7 @@ func secondNode(t *testing.T, a *Manager, name string, tune ...func(*Options)) *
 	if _, err := install.InitFiles(dir, cp, hp); err != nil {
 		t.Fatal(err)
 	}
-	appendConfig(t, dir, install.KeyDatabaseName+"="+a.folder.DBPath)
+	appendConfig(t, dir, strings.TrimSuffix(a.folder.Database.Properties(), "\n")) // a's SQLite file or PostgreSQL database
 	appendConfig(t, dir, install.KeyNodeName+"="+name)
 	for _, f := range []string{pki.CAFile, pki.CAKeyFile} {
 		b, err := os.ReadFile(a.folder.Path(f))
