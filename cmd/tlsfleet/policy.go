@@ -53,7 +53,8 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if layers.Cert, rep.Certificate, err = installCert(*dir); err != nil {
 		return err
 	}
-	if layers.Settings, rep.SettingsSource, err = installSettings(ctx, *dir, folder); err != nil {
+	var conn *store.ConnTLS
+	if layers.Settings, rep.SettingsSource, conn, err = installSettings(ctx, *dir, folder); err != nil {
 		return err
 	}
 	var lockouts []error
@@ -63,6 +64,9 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := ex.LockOut(); err != nil {
 			lockouts = append(lockouts, err)
 		}
+	}
+	if conn != nil {
+		rep.DatabaseTLS, rep.DatabaseBlocker = conn.String(), conn.Blocker(lowestVersion(rep.Ports))
 	}
 	if *asJSON {
 		err = rep.WriteJSON(stdout)
@@ -88,9 +92,10 @@ func openInstall(dir string, hasConfig bool) (*install.Folder, error) {
 
 // installSettings reads the fleet settings from the install's database, as the running Manager does;
 // without a database (a folder the Manager never started in) the defaults apply, and the report says so.
-func installSettings(ctx context.Context, dir string, folder *install.Folder) (tlspolicy.Settings, string, error) {
+// It also returns the database connection's TLS state (nil without a database).
+func installSettings(ctx context.Context, dir string, folder *install.Folder) (tlspolicy.Settings, string, *store.ConnTLS, error) {
 	if folder == nil {
-		return tlspolicy.DefaultSettings(), "the defaults (no configuration.properties, so no database)", nil
+		return tlspolicy.DefaultSettings(), "the defaults (no configuration.properties, so no database)", nil, nil
 	}
 	shown := folder.Database.String()
 	if folder.DBPath != "" {
@@ -99,19 +104,20 @@ func installSettings(ctx context.Context, dir string, folder *install.Folder) (t
 			shown = filepath.Join(dir, rel)
 		}
 		if _, err := os.Stat(folder.DBPath); errors.Is(err, fs.ErrNotExist) {
-			return tlspolicy.DefaultSettings(), fmt.Sprintf("the defaults (%s does not exist yet)", shown), nil
+			return tlspolicy.DefaultSettings(), fmt.Sprintf("the defaults (%s does not exist yet)", shown), nil, nil
 		}
 	}
 	db, err := store.OpenDatabase(ctx, folder.Database)
 	if err != nil {
-		return tlspolicy.Settings{}, "", err
+		return tlspolicy.Settings{}, "", nil, err
 	}
 	defer db.Close()
 	vals, err := db.Settings(ctx)
 	if err != nil {
-		return tlspolicy.Settings{}, "", fmt.Errorf("reading the settings from %s: %w", shown, err)
+		return tlspolicy.Settings{}, "", nil, fmt.Errorf("reading the settings from %s: %w", shown, err)
 	}
-	return settings.Values(vals).Policy(), shown, nil
+	conn := db.ConnTLS()
+	return settings.Values(vals).Policy(), shown, &conn, nil
 }
 
 // installCert describes the Manager's certificate (manager.pem) and says where it came from; without the
@@ -127,4 +133,19 @@ func installCert(dir string) (tlspolicy.CertInfo, string, error) {
 		return ci, "", err
 	}
 	return ci, fmt.Sprintf("%s, %s key of %d bits, signed %s", path, ci.KeyAlgorithm, ci.KeyBits, ci.SignatureAlgorithm), nil
+}
+
+// lowestVersion is the oldest TLS version any reported port accepts (TLSv1.2 when none accepts any):
+// the minimum the Manager enforces, which its database connection must meet too.
+func lowestVersion(ports []tlspolicy.PortReport) tlspolicy.Version {
+	low := tlspolicy.TLSv1_2
+	found := false
+	for _, p := range ports {
+		for _, name := range p.Versions {
+			if v, err := tlspolicy.ParseVersion(name); err == nil && (!found || v < low) {
+				low, found = v, true
+			}
+		}
+	}
+	return low
 }

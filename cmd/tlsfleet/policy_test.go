@@ -118,12 +118,16 @@ func TestPolicyReadsTheInstallsSettings(t *testing.T) {
 		if err := run(t.Context(), []string{"policy", "--dir", dir, "--port", "24120"}, &stdout, &stderr); err != nil {
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
-		shown := b.Database.Path
+		shown, conn := b.Database.Path, "database connection: local file, no network\n"
 		if b.Name == install.DatabasePostgres {
-			shown = b.Database.String()
+			shown, conn = b.Database.String(), "database connection: TLSv1.3 " // the test server: ssl=on, TLS 1.3
+		}
+		if strings.Contains(stdout.String(), "BLOCKER") {
+			t.Errorf("a blocker on a database that meets TLS 1.3:\n%s", stdout.String())
 		}
 		for _, want := range []string{
 			"settings: " + shown + "\n",
+			conn,
 			"Port 24120 (agent-channel)\n  versions:                           TLSv1.3\n",
 			"settings.configuration.restrictManagerMinimumTLSProtocol=TLSv1.3 applies here",
 			"settings.configuration.enableStrongCiphers=true does not apply here: it reaches relays' port 4122 and agents' port 4118",

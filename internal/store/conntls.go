@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"tlsfleet/internal/install"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // ConnTLS is the TLS state of the store's own database connection, recorded when the store opened: what
@@ -68,4 +69,20 @@ func postgresTLS(ctx context.Context, db *sql.DB, d install.Database) (ConnTLS, 
 		c.Verified = VerifiedCA
 	}
 	return c, nil
+}
+
+// Blocker names what keeps the database connection from meeting a TLS minimum the Manager enforces
+// (min, e.g. TLSv1.2): a network connection without TLS, or with an older version; "" when it meets it
+// (a local file always does: nothing travels).
+func (c ConnTLS) Blocker(min tlspolicy.Version) string {
+	if !c.Network {
+		return ""
+	}
+	if !c.TLS {
+		return fmt.Sprintf("the database connection has no TLS (sslmode=%s): set database.sslmode=verify-full and ssl=on on the server", c.SSLMode)
+	}
+	if v, err := tlspolicy.ParseVersion(c.Version); err != nil || v < min {
+		return fmt.Sprintf("the database connection negotiated %s, below the enforced minimum %s: raise ssl_min_protocol_version on the PostgreSQL server", c.Version, min)
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"tlsfleet/internal/install"
 	"tlsfleet/internal/store/storetest"
 	"tlsfleet/internal/testtarget"
+	"tlsfleet/internal/tlspolicy"
 )
 
 // The store records its own connection's TLS: SQLite is a local file; PostgreSQL with ssl=on reports
@@ -92,5 +93,30 @@ func TestPostgresUnreachable(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), d.Password) {
 		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// A database connection blocks a TLS minimum when it travels the network without TLS or with an older
+// version; a local file never does.
+func TestConnTLSBlocker(t *testing.T) {
+	tests := []struct {
+		name string
+		c    ConnTLS
+		min  tlspolicy.Version
+		want string
+	}{
+		{"sqlite", ConnTLS{}, tlspolicy.TLSv1_3, ""},
+		{"no TLS", ConnTLS{Network: true, SSLMode: "disable"}, tlspolicy.TLSv1_2, "has no TLS (sslmode=disable)"},
+		{"TLS 1.2 under a 1.3 minimum", ConnTLS{Network: true, TLS: true, Version: "TLSv1.2"}, tlspolicy.TLSv1_3, "negotiated TLSv1.2, below the enforced minimum TLSv1.3"},
+		{"TLS 1.3 under a 1.2 minimum", ConnTLS{Network: true, TLS: true, Version: "TLSv1.3"}, tlspolicy.TLSv1_2, ""},
+		{"a version it cannot read", ConnTLS{Network: true, TLS: true, Version: "TLSv9"}, tlspolicy.TLSv1_2, "negotiated TLSv9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.c.Blocker(tt.min)
+			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("Blocker(%s) = %q, want %q", tt.min, got, tt.want)
+			}
+		})
 	}
 }

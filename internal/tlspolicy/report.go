@@ -114,8 +114,12 @@ type Report struct {
 	// assumed without one.
 	Certificate string `json:"certificate_used,omitempty"`
 	// SettingsSource says where the fleet settings came from (the install's database, or the defaults).
-	SettingsSource string       `json:"settings_from,omitempty"`
-	Ports          []PortReport `json:"ports"`
+	SettingsSource string `json:"settings_from,omitempty"`
+	// DatabaseTLS is the TLS state of the install's database connection, and DatabaseBlocker what keeps
+	// it below the ports' lowest accepted version ("" when nothing does).
+	DatabaseTLS     string       `json:"database_tls,omitempty"`
+	DatabaseBlocker string       `json:"database_blocker,omitempty"`
+	Ports           []PortReport `json:"ports"`
 }
 
 // NewPortReport turns an explanation into its report form.
@@ -160,6 +164,12 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if r.SettingsSource != "" {
 		fmt.Fprintf(tw, "settings: %s\n", r.SettingsSource)
+	}
+	if r.DatabaseTLS != "" {
+		fmt.Fprintf(tw, "database connection: %s\n", r.DatabaseTLS)
+	}
+	if r.DatabaseBlocker != "" {
+		fmt.Fprintf(tw, "BLOCKER: %s\n", r.DatabaseBlocker)
 	}
 	if r.Certificate != "" || r.SettingsSource != "" {
 		fmt.Fprintln(tw)
