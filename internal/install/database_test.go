@@ -72,10 +72,7 @@ func TestDatabaseConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			folder, err := Open(dir)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), ConfigFile+":") {
-					t.Fatalf("error %v, want %q with the file and line", err, tt.wantErr)
-				}
+			if !wantOpenErr(t, err, tt.wantErr) {
 				if strings.Contains(err.Error(), "hunter2") {
 					t.Errorf("the error repeats the password: %v", err)
 				}

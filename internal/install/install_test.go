@@ -26,21 +26,8 @@ func TestPublicName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if _, err := InitFiles(dir, 4119, 4120); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.OpenFile(filepath.Join(dir, ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.WriteString(KeyPublicName + "=" + tt.value + "\n")
-			f.Close()
-			folder, err := Open(dir)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), ConfigFile+":") {
-					t.Fatalf("error %v, want %q with the file and line", err, tt.wantErr)
-				}
+			folder, err := openWith(t, KeyPublicName+"="+tt.value)
+			if !wantOpenErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil || folder.PublicName != tt.want {
@@ -104,23 +91,12 @@ func TestNodeName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if _, err := InitFiles(dir, 4119, 4120); err != nil {
-				t.Fatal(err)
-			}
+			var lines []string
 			if tt.line != "" {
-				f, err := os.OpenFile(filepath.Join(dir, ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				f.WriteString(tt.line + "\n")
-				f.Close()
+				lines = append(lines, tt.line)
 			}
-			folder, err := Open(dir)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), ConfigFile+":") {
-					t.Fatalf("error %v, want %q with the file and line", err, tt.wantErr)
-				}
+			folder, err := openWith(t, lines...)
+			if !wantOpenErr(t, err, tt.wantErr) {
 				return
 			}
 			if err != nil || folder.NodeName != tt.want {
@@ -128,4 +104,35 @@ func TestNodeName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openWith opens a new install folder whose configuration.properties ends with lines.
+func openWith(t *testing.T, lines ...string) (*Folder, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := InitFiles(dir, 4119, 4120); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ConfigFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		f.WriteString(l + "\n")
+	}
+	f.Close()
+	return Open(dir)
+}
+
+// wantOpenErr checks Open's error against want (an error naming the file and line with want in it, or
+// none when want is ""); it reports whether the test goes on to check the folder.
+func wantOpenErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		return true
+	}
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ConfigFile+":") {
+		t.Fatalf("error %v, want %q with the file and line", err, want)
+	}
+	return false
 }
