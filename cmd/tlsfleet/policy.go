@@ -40,7 +40,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	listeners := tlspolicy.ManagerListeners
 	if folder != nil {
-		listeners = []tlspolicy.Listener{{Port: folder.ConsolePort, Role: tlspolicy.RoleConsole}, {Port: folder.HeartbeatPort, Role: tlspolicy.RoleAgentChannel}}
+		listeners = tlspolicy.ManagerListenersOn(folder.ConsolePort, folder.HeartbeatPort)
 	}
 	if *port != 0 {
 		l, err := tlspolicy.ListenerForPort(*port, listeners)

@@ -112,15 +112,10 @@ func (o *Ops) checkCertServes(ctx context.Context, sc *pki.ServerCert) error {
 	if layers.Cert, err = tlspolicy.CertInfoOf(sc.TLS); err != nil {
 		return err
 	}
-	if err := CheckPortsServe(ManagerListeners(o.folder.ConsolePort, o.folder.HeartbeatPort), layers); err != nil {
+	if err := CheckPortsServe(o.managerListeners(), layers); err != nil {
 		return invalid("key", "{field} %s: %v; keep the current key type, or change the files first", pki.KeyTypeOf(sc.TLS.Leaf), err)
 	}
 	return nil
-}
-
-// ManagerListeners are the Manager's two ports as the policy engine names them.
-func ManagerListeners(consolePort, agentPort int) []tlspolicy.Listener {
-	return []tlspolicy.Listener{{Port: consolePort, Role: tlspolicy.RoleConsole}, {Port: agentPort, Role: tlspolicy.RoleAgentChannel}}
 }
 
 // CheckPortsServe returns the lock-out error (tlspolicy.LockOutError, with its fix) of the first port

@@ -58,7 +58,7 @@ func (o *Ops) portPolicies(layers tlspolicy.Layers, vals map[string]string) []*t
 }
 
 func (o *Ops) managerListeners() []tlspolicy.Listener {
-	return ManagerListeners(o.folder.ConsolePort, o.folder.HeartbeatPort)
+	return tlspolicy.ManagerListenersOn(o.folder.ConsolePort, o.folder.HeartbeatPort)
 }
 
 // portLayers reads the install folder's policy files and the Manager's certificate.

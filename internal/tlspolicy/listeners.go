@@ -33,7 +33,12 @@ const (
 )
 
 // ManagerListeners are the Manager's two ports with their default numbers.
-var ManagerListeners = []Listener{{PortConsole, RoleConsole}, {PortAgentChannel, RoleAgentChannel}}
+var ManagerListeners = ManagerListenersOn(PortConsole, PortAgentChannel)
+
+// ManagerListenersOn are the Manager's two ports on the numbers an install configures.
+func ManagerListenersOn(consolePort, agentPort int) []Listener {
+	return []Listener{{consolePort, RoleConsole}, {agentPort, RoleAgentChannel}}
+}
 
 // ListenerForPort maps a port number to its listener: one of the Manager's listeners as its install
 // configures them (manager; ManagerListeners when nil), or a relay's or agent's default port.
